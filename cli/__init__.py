@@ -1,0 +1,1 @@
+"""Thin click front end over `registry/`."""

@@ -1,0 +1,329 @@
+"""`reg` command line: parse, call one registry function, format text or JSON. No business logic.
+
+Exit codes (README, "Exit codes"): 0 ok, 1 a user-facing error (one paragraph, no traceback),
+2 bad usage, 3 blocked (`status --strict`; later the render gate).
+Imports of SQLAlchemy, Alembic and tqdm happen inside commands, so `reg --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from registry.errors import BlockedError, RegError
+
+
+def _emit_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def handles_errors(fn):
+    """Turn a RegError into one paragraph on stderr (or a JSON object with --json) and its exit code."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RegError as exc:
+            if kwargs.get("as_json"):
+                _emit_json({"error": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code})
+            else:
+                click.echo(click.wrap_text(f"error: {exc}", width=100, preserve_paragraphs=True), err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+def _registry(ctx):
+    from registry.root import Registry, find_root
+
+    return Registry(find_root(ctx.obj.get("root")))
+
+
+def _progress_factory(as_json: bool):
+    """tqdm bars on a terminal; nothing with --json or when stderr is not a TTY."""
+    if as_json or not sys.stderr.isatty():
+        from registry.add import null_progress
+
+        return null_progress
+    from tqdm import tqdm
+
+    return lambda total, desc: tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", envvar=None, help="Registry root (default: $REG_HOME, nearest .reg/, per-user data dir).")
+@click.pass_context
+def cli(ctx, root):
+    """reg: asset and model registry for talking-head render pipelines."""
+    ctx.ensure_object(dict)
+    ctx.obj["root"] = root
+
+
+@cli.command()
+@json_option
+@handles_errors
+def init(as_json):
+    """Make a .reg/ registry in the current directory."""
+    from registry.root import Registry, init_root
+
+    reg = Registry(init_root(Path.cwd()))
+    reg.engine  # creates and migrates the database
+    _emit_json({"root": str(reg.root)}) if as_json else click.echo(f"Initialised registry in {reg.root}")
+
+
+@cli.command()
+@json_option
+@click.option("--strict", is_flag=True, help="Exit 3 when any episode version or pipeline is blocked.")
+@click.pass_context
+@handles_errors
+def status(ctx, as_json, strict):
+    """What is blocked, by what, and the action that unblocks it."""
+    from registry.status import build_status
+
+    report = build_status(_registry(ctx))
+    _emit_json(report) if as_json else click.echo(_format_status(report))
+    if strict and (report["summary"]["blocked"] or any(not p["ready"] for p in report["pipelines"])):
+        sys.exit(BlockedError.exit_code)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--as", "as_key", metavar="KEY", help="The catalog key this file is (when its name is ambiguous).")
+@click.option("--sha256", metavar="HEX", help="Refuse the file unless it has this sha256.")
+@click.option("--replace", is_flag=True, help="Accept a different file than the one registered or placed.")
+@click.option("--link", type=click.Choice(["symlink", "hardlink", "copy"]), default="symlink", show_default=True,
+              help="How to put the stored object at the pipeline path.")
+@json_option
+@click.pass_context
+@handles_errors
+def add(ctx, file, as_key, sha256, replace, link, as_json):
+    """Identify FILE (or the catalogued files in an archive), verify, store and place it."""
+    from registry.add import add_file
+
+    results = add_file(_registry(ctx), file, as_key, sha256, replace, link, _progress_factory(as_json))
+    if as_json:
+        _emit_json([r.__dict__ for r in results])
+        return
+    for r in results:
+        stored = "stored" if r.newly_stored else "already in the store"
+        click.echo(f"{r.key}: {r.summary}\n  sha256 {r.sha256} ({r.size} bytes, {stored})\n  placed at {r.path} ({r.link_mode})")
+
+
+@cli.command()
+@click.argument("keys", nargs=-1)
+@click.option("--full", is_flag=True, help="Rehash every file, not only those whose stat changed.")
+@json_option
+@click.pass_context
+@handles_errors
+def verify(ctx, keys, full, as_json):
+    """Check that every placed file is still the verified one."""
+    from registry.verify import verify as run_verify
+
+    results = run_verify(_registry(ctx), list(keys), full, _progress_factory(as_json))
+    bad = [r for r in results if r.state != "verified"]
+    if as_json:
+        _emit_json([r.__dict__ for r in results])
+    else:
+        for r in results:
+            how = "rehashed" if r.rehashed else "stat unchanged"
+            click.echo(f"{r.state:9} {r.key}  ({how}) {r.detail}".rstrip())
+        click.echo(f"{len(results) - len(bad)} verified, {len(bad)} not" if results else "nothing registered yet")
+    if bad:
+        sys.exit(1)
+
+
+@cli.command(name="ls")
+@json_option
+@click.pass_context
+@handles_errors
+def list_assets(ctx, as_json):
+    """List catalogued assets with state, size, source and licence."""
+    from registry import records
+    from registry.status import asset_states
+
+    reg = _registry(ctx)
+    states, lic = asset_states(reg), records.licence_records(reg)
+    rows = []
+    for key, a in reg.catalog.assets.items():
+        rec = reg.catalog.licences.get(a.source.licence)
+        rows.append({"key": key, "state": states[key]["state"], "kind": a.kind, "pipeline": a.pipeline,
+                     "size": a.size, "source": a.source.type,
+                     "licence": (lic[rec.key].state if rec.key in lic else "not-requested") if rec else None,
+                     "path": states[key]["path"]})
+    if as_json:
+        _emit_json(rows)
+        return
+    for r in rows:
+        extra = f" licence:{r['licence']}" if r["licence"] else ""
+        size = f"{r['size']:,} B" if r["size"] else "-"
+        click.echo(f"{r['key']:26} {r['state']:10} {r['kind']:10} {size:>14} {r['source']}{extra}")
+
+
+@cli.command()
+@click.argument("key")
+@json_option
+@click.pass_context
+@handles_errors
+def show(ctx, key, as_json):
+    """One asset's (or licence's) whole record and history."""
+    from registry import records
+    from registry.status import asset_states
+
+    reg = _registry(ctx)
+    if key in reg.catalog.licences:
+        lic = reg.catalog.licences[key]
+        rec = records.licence_records(reg).get(key)
+        data = {"licence": _fields(lic),
+                "state": rec.state if rec else "not-requested", "note": rec.note if rec else "",
+                "history": [_event(e) for e in records.events(reg, f"licence:{key}")]}
+    else:
+        asset = reg.catalog.asset(key)
+        rec = records.asset_records(reg).get(key)
+        data = {"asset": _fields(asset), "source": _fields(asset.source), **asset_states(reg)[key],
+                "record": {c: getattr(rec, c) for c in ("sha256", "placed_path", "link_mode", "state", "fp_size",
+                                                        "fp_mtime_ns", "fp_inode", "verified_at")} if rec else None,
+                "store_object": str(reg.store.object_path(rec.sha256)) if rec else None,
+                "history": [_event(e) for e in records.events(reg, key)]}
+    if as_json:
+        _emit_json(data)
+        return
+    for k, v in data.items():
+        if k == "history":
+            click.echo("history:")
+            for e in v or [{"at": "-", "event": "none yet", "detail": ""}]:
+                click.echo(f"  {e['at']}  {e['event']}  {e['detail']}")
+        elif isinstance(v, dict):
+            click.echo(f"{k}:")
+            for kk, vv in v.items():
+                click.echo(f"  {kk}: {vv}")
+        else:
+            click.echo(f"{k}: {v}")
+
+
+def _fields(obj) -> dict:
+    from dataclasses import asdict
+
+    return asdict(obj)
+
+
+def _event(e) -> dict:
+    return {"at": e.at.isoformat(timespec="seconds"), "event": e.event, "sha256": e.sha256, "detail": e.detail}
+
+
+@cli.command(name="license")
+@click.argument("key")
+@click.argument("state", type=click.Choice(["not-requested", "requested", "approved", "rejected"]))
+@click.option("--note", help="Free text, e.g. 'form sent', 'approval mail 2026-11-20'.")
+@json_option
+@click.pass_context
+@handles_errors
+def licence(ctx, key, state, note, as_json):
+    """Record where you stand with a gated licence (KEY: licence or gated asset)."""
+    from registry import records
+
+    reg = _registry(ctx)
+    lic = reg.catalog.licence_for(key)
+    rec = records.set_licence(reg, lic.key, state, note)
+    out = {"licence": lic.key, "state": rec.state, "note": rec.note}
+    _emit_json(out) if as_json else click.echo(f"{lic.name}: {rec.state}" + (f" ({rec.note})" if rec.note else ""))
+
+
+@cli.command()
+@click.argument("key")
+@click.argument("value", required=False)
+@json_option
+@click.pass_context
+@handles_errors
+def config(ctx, key, value, as_json):
+    """Read or set a per-machine setting, e.g. `reg config pipelines.cap4d.root ~/src/cap4d`."""
+    from registry import records
+
+    reg = _registry(ctx)
+    parts = key.split(".")
+    known = key == "media.root" or (len(parts) == 3 and parts[0] == "pipelines" and parts[2] == "root")
+    if not known:
+        raise RegError(f"Unknown setting '{key}'. Settings are pipelines.<pipeline>.root and media.root.")
+    if len(parts) == 3 and parts[1] not in reg.catalog.pipelines:
+        raise RegError(f"No pipeline '{parts[1]}' in the catalog (known: {', '.join(reg.catalog.pipelines)}).")
+    if value is not None:
+        records.set_setting(reg, key, str(Path(value).expanduser().resolve()))
+        reg = _registry(ctx)
+    current = reg.settings.get(key)
+    _emit_json({"key": key, "value": current}) if as_json else click.echo(f"{key} = {current or '(manifest default)'}")
+
+
+# --- text formatting of the status report ---------------------------------------------------
+
+def _unblocks_phrase(unblocks: list[dict], states: dict) -> str:
+    by_version: dict[str, list[str]] = {}
+    for u in unblocks:
+        by_version.setdefault(u["version"], []).append(u["episode"])
+    parts = []
+    for version, episodes in by_version.items():
+        lead = min(episodes, key=lambda e: (states[(e, version)] not in ("candidate", "production"), int(e) if e.isdigit() else e))
+        rest = len(episodes) - 1
+        parts.append(f"episode {lead} {version}" + (f" and the {rest} other {version} render{'s' * (rest > 1)}" if rest else ""))
+    return "; ".join(parts)
+
+
+def _format_action(i: int, a: dict, states: dict) -> list[str]:
+    lines = [f" {i}. {a['title']}"]
+    lines += [f"      - {s}" for s in a["steps"]]
+    shown, more = a["commands"][:4], len(a["commands"]) - 4
+    if shown:
+        lines.append("      then: " + "\n            ".join(shown + ([f"... {more} more (reg status --json lists them)"] if more > 0 else [])))
+    files = a["assets"][:6] + ([f"... {len(a['assets']) - 6} more"] if len(a["assets"]) > 6 else [])
+    lines.append(f"      files: {', '.join(files)}")
+    targets = []
+    if a["unblocks"]:
+        targets.append(_unblocks_phrase(a["unblocks"], states))
+    if a["pipelines"]:
+        targets.append("pipeline " + ", ".join(a["pipelines"]))
+    if targets:
+        lines.append(f"      -> unblocks {'; '.join(targets)}")
+    return lines
+
+
+def _format_status(r: dict) -> str:
+    s = r["summary"]
+    states = {(v["episode"], v["version"]): v["state"] for v in r["versions"]}
+    out = [f"registry {r['root']}",
+           f"{s['assets']} assets: {s['verified']} verified, {s['unverified']} unverified, {s['changed']} changed, "
+           f"{s['missing']} missing; {s['ready']} of {s['versions']} episode versions ready", ""]
+    for title, key in (("Owner actions (a person must do these)", "owner_actions"),
+                       ("Machine actions (no waiting on anyone)", "machine_actions")):
+        if r[key]:
+            out.append(f"{title}:")
+            for i, a in enumerate(r[key], 1):
+                out += _format_action(i, a, states)
+            out.append("")
+    blocked = [v for v in r["versions"] if not v["ready"]]
+    if blocked:
+        out.append("Blocked:")
+        for v in blocked:
+            keys = ", ".join(b["asset"] for b in v["blockers"])
+            out.append(f"  episode {v['episode']} {v['version']} ({v['pipeline']}, {v['state']}): {keys}")
+        out.append("")
+    ready = [v for v in r["versions"] if v["ready"]]
+    out.append("Ready: " + (", ".join(f"episode {v['episode']} {v['version']}" for v in ready) or "none"))
+    for v in r["production"]:
+        note = "inputs verified" if v["ready"] else f"re-render blocked by {', '.join(b['asset'] for b in v['blockers'])}"
+        out.append(f"In production: episode {v['episode']} {v['version']} ({v['pipeline']}; {note})")
+    out.append("Pipelines: " + ", ".join(f"{p['key']} {'ready' if p['ready'] else 'blocked'}" for p in r["pipelines"]))
+    return "\n".join(out)
+
+
+def main():
+    cli(obj={})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Shipped catalog data (TOML). A package only so that it travels inside the wheel."""

@@ -1,0 +1,295 @@
+"""The catalog: what should exist, read from TOML manifests. Plain data; state lives in the database.
+
+Shipped manifests (the `manifests` package) load first, then `<root>/manifests/*.toml`;
+a later entry replaces an earlier one with the same key, so a team can override one asset
+without copying the rest. Every entry is validated on load: a bad manifest raises
+ManifestError naming the file, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .errors import ManifestError, UnknownKeyError
+
+ASSET_KINDS = ("weights", "face-model", "aux-data", "media")
+VALIDATORS = ("none", "flame-pkl", "bfm-mat", "torch-ckpt", "safetensors", "wav", "png")
+SOURCE_TYPES = ("huggingface", "gated", "url", "owner", "derived")
+VERSION_STATES = ("production", "candidate", "planned", "previous", "retired")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where an asset comes from; `type` decides who can act on it (a machine or a person)."""
+
+    type: str
+    repo: str = ""  # huggingface
+    file: str = ""  # huggingface
+    revision: str = "main"  # huggingface
+    licence: str = ""  # gated
+    archive: str = ""  # gated: the download the file arrives in, e.g. FLAME2023.zip
+    url: str = ""  # url (also a human-readable pointer for others)
+    hint: str = ""  # owner: what the owner provides
+
+    @property
+    def machine_can_fetch(self) -> bool:
+        return self.type in ("huggingface", "url")
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    key: str
+    name: str
+    kind: str
+    path: str  # relative to the pipeline root, to <root>/media when no pipeline, or absolute/~
+    source: Source
+    pipeline: str = ""
+    filenames: tuple[str, ...] = ()
+    size: int | None = None
+    sha256: str | None = None
+    validator: str = "none"
+    allow_globals: tuple[str, ...] = ()  # extra pickle globals this asset's validator accepts
+    manifest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Licence:
+    key: str
+    name: str
+    licence: str
+    register: str
+    downloads: tuple[str, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    key: str
+    name: str
+    root: str
+    venv: str = ""
+    repo: str = ""
+    requires: tuple[str, ...] = ()
+    environment: tuple[str, ...] = ()
+    note: str = ""
+    manifest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeVersion:
+    episode: str
+    version: str
+    pipeline: str
+    state: str
+    requires: tuple[str, ...] = ()
+    params: dict = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"episode {self.episode} {self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    key: str
+    title: str
+    inputs: dict[str, str]  # role -> asset key (audio, reference)
+    versions: dict[str, EpisodeVersion]
+    manifest: str = ""
+
+
+@dataclass(slots=True)
+class Catalog:
+    assets: dict[str, Asset] = field(default_factory=dict)
+    licences: dict[str, Licence] = field(default_factory=dict)
+    pipelines: dict[str, Pipeline] = field(default_factory=dict)
+    episodes: dict[str, Episode] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+    def asset(self, key: str) -> Asset:
+        try:
+            return self.assets[key]
+        except KeyError:
+            raise UnknownKeyError(_unknown("asset", key, self.assets)) from None
+
+    def licence_for(self, key: str) -> Licence:
+        """A licence by its own key, or the licence of a gated asset key."""
+        if key in self.licences:
+            return self.licences[key]
+        asset = self.assets.get(key)
+        if asset and asset.source.type == "gated":
+            return self.licences[asset.source.licence]
+        raise UnknownKeyError(_unknown("licence", key, self.licences))
+
+    def version_inputs(self, version: EpisodeVersion) -> list[str]:
+        """Every asset key an episode version needs: pipeline assets, episode inputs, extras."""
+        keys = list(self.pipelines[version.pipeline].requires)
+        keys += self.episodes[version.episode].inputs.values()
+        keys += version.requires
+        return list(dict.fromkeys(keys))
+
+    def all_versions(self) -> list[EpisodeVersion]:
+        return [v for e in self.episodes.values() for v in e.versions.values()]
+
+
+def _unknown(what: str, key: str, known) -> str:
+    import difflib
+
+    near = difflib.get_close_matches(key, list(known), n=5, cutoff=0.4)
+    hint = f" Did you mean: {', '.join(near)}?" if near else ""
+    return f"No {what} named '{key}' in the catalog.{hint} `reg ls` lists the catalog."
+
+
+def shipped_manifest_files() -> list[Path]:
+    base = resources.files("manifests")
+    return sorted(Path(str(p)) for p in base.iterdir() if p.name.endswith(".toml"))
+
+
+def load_catalog(extra_dir: Path | None = None) -> Catalog:
+    """Load shipped manifests, then the registry root's own (`extra_dir`), validated."""
+    files = shipped_manifest_files()
+    if extra_dir is not None and extra_dir.is_dir():
+        files += sorted(extra_dir.glob("*.toml"))
+    catalog = Catalog()
+    raw_episodes: dict[str, tuple[str, dict]] = {}
+    for path in files:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ManifestError(f"Manifest {path} cannot be read: {exc}. Fix the TOML syntax.") from None
+        catalog.files.append(str(path))
+        _check_keys(path, "", data, {"assets", "licences", "pipelines", "episodes"})
+        for key, entry in data.get("licences", {}).items():
+            catalog.licences[key] = _licence(path, key, entry)
+        for key, entry in data.get("pipelines", {}).items():
+            catalog.pipelines[key] = _pipeline(path, key, entry)
+        for key, entry in data.get("assets", {}).items():
+            catalog.assets[key] = _asset(path, key, entry)
+        for key, entry in data.get("episodes", {}).items():
+            raw_episodes[str(key)] = (str(path), entry)
+    for key, (path, entry) in raw_episodes.items():
+        catalog.episodes[key] = _episode(path, key, entry)
+    _check_references(catalog)
+    return catalog
+
+
+# --- parsing and validation of single entries -------------------------------------------
+
+def _fail(path, key, message) -> ManifestError:
+    return ManifestError(f"Manifest {path}, entry '{key}': {message}. Fix that entry (see docs/DESIGN.md, 'Manifests').")
+
+
+def _check_keys(path, key, entry, allowed: set[str], required: set[str] = frozenset()):
+    if not isinstance(entry, dict):
+        raise _fail(path, key, f"expected a table, found {type(entry).__name__}")
+    unknown = set(entry) - allowed
+    if unknown:
+        raise _fail(path, key, f"unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
+    missing = required - set(entry)
+    if missing:
+        raise _fail(path, key, f"missing required field(s) {', '.join(sorted(missing))}")
+
+
+def _choice(path, key, name, value, choices):
+    if value not in choices:
+        raise _fail(path, key, f"{name} = {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _strings(path, key, name, value) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _fail(path, key, f"{name} must be a list of strings")
+    return tuple(value)
+
+
+def _licence(path, key, e) -> Licence:
+    _check_keys(path, key, e, {"name", "licence", "register", "downloads", "note"}, {"name", "licence", "register"})
+    return Licence(key, e["name"], e["licence"], e["register"],
+                   _strings(path, key, "downloads", e.get("downloads", [])), e.get("note", ""))
+
+
+def _pipeline(path, key, e) -> Pipeline:
+    _check_keys(path, key, e, {"name", "root", "venv", "repo", "requires", "environment", "note"}, {"name", "root"})
+    return Pipeline(key, e["name"], e["root"], e.get("venv", ""), e.get("repo", ""),
+                    _strings(path, key, "requires", e.get("requires", [])),
+                    _strings(path, key, "environment", e.get("environment", [])), e.get("note", ""), str(path))
+
+
+def _source(path, key, s) -> Source:
+    _check_keys(path, key, s, {"huggingface", "file", "revision", "gated", "archive", "url", "owner"})
+    if "huggingface" in s:
+        if "file" not in s:
+            raise _fail(path, key, "a huggingface source needs `file`")
+        return Source("huggingface", repo=s["huggingface"], file=s["file"], revision=s.get("revision", "main"),
+                      url=f"https://huggingface.co/{s['huggingface']}/resolve/{s.get('revision', 'main')}/{s['file']}")
+    if "gated" in s:
+        return Source("gated", licence=s["gated"], archive=s.get("archive", ""))
+    if "url" in s:
+        return Source("url", url=s["url"])
+    if "owner" in s:
+        return Source("owner", hint=s["owner"])
+    raise _fail(path, key, "source needs one of huggingface, gated, url, owner")
+
+
+def _asset(path, key, e) -> Asset:
+    allowed = {"name", "kind", "pipeline", "path", "filenames", "size", "sha256", "validator", "source", "allow_globals"}
+    _check_keys(path, key, e, allowed, {"kind", "path", "source"})
+    sha = e.get("sha256")
+    if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+        raise _fail(path, key, "sha256 must be 64 lowercase hex digits")
+    size = e.get("size")
+    if size is not None and (not isinstance(size, int) or size < 0):
+        raise _fail(path, key, "size must be a non-negative integer (bytes)")
+    rel = e["path"]
+    if ".." in Path(rel).parts:
+        raise _fail(path, key, f"path {rel!r} must not contain '..'")
+    filenames = _strings(path, key, "filenames", e.get("filenames", [Path(rel).name]))
+    return Asset(
+        key=key, name=e.get("name", key), kind=_choice(path, key, "kind", e["kind"], ASSET_KINDS), path=rel,
+        source=_source(path, key, e["source"]), pipeline=e.get("pipeline", ""), filenames=filenames,
+        size=size, sha256=sha, validator=_choice(path, key, "validator", e.get("validator", "none"), VALIDATORS),
+        allow_globals=_strings(path, key, "allow_globals", e.get("allow_globals", [])), manifest=str(path),
+    )
+
+
+def _episode(path, key, e) -> Episode:
+    _check_keys(path, key, e, {"title", "inputs", "versions"}, {"versions"})
+    versions = {}
+    for vkey, v in e["versions"].items():
+        where = f"{key}.versions.{vkey}"
+        _check_keys(path, where, v, {"pipeline", "state", "requires", "params", "note"}, {"pipeline", "state"})
+        versions[vkey] = EpisodeVersion(key, vkey, v["pipeline"], _choice(path, where, "state", v["state"], VERSION_STATES),
+                                        _strings(path, where, "requires", v.get("requires", [])),
+                                        dict(v.get("params", {})), v.get("note", ""))
+    inputs = e.get("inputs", {})
+    if not all(isinstance(v, str) for v in inputs.values()):
+        raise _fail(path, key, "inputs must map a role to an asset key")
+    return Episode(key, e.get("title", f"Episode {key}"), dict(inputs), versions, str(path))
+
+
+def _check_references(c: Catalog) -> None:
+    """Every key an entry names must exist, so status never meets a dangling reference."""
+    for a in c.assets.values():
+        if a.pipeline and a.pipeline not in c.pipelines:
+            raise _fail(a.manifest, a.key, f"pipeline '{a.pipeline}' is not defined")
+        if a.source.type == "gated" and a.source.licence not in c.licences:
+            raise _fail(a.manifest, a.key, f"licence '{a.source.licence}' is not defined")
+    for p in c.pipelines.values():
+        for k in p.requires:
+            if k not in c.assets:
+                raise _fail(p.manifest, p.key, f"requires unknown asset '{k}'")
+    for e in c.episodes.values():
+        for role, k in e.inputs.items():
+            if k not in c.assets:
+                raise _fail(e.manifest, f"episodes.{e.key}", f"input {role} names unknown asset '{k}'")
+        for v in e.versions.values():
+            if v.pipeline not in c.pipelines:
+                raise _fail(e.manifest, f"episodes.{e.key}.versions.{v.version}", f"pipeline '{v.pipeline}' is not defined")
+            for k in v.requires:
+                if k not in c.assets:
+                    raise _fail(e.manifest, f"episodes.{e.key}.versions.{v.version}", f"requires unknown asset '{k}'")

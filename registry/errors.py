@@ -1,0 +1,44 @@
+"""Errors a user can meet. Each is one class with one message naming the file and the fix.
+
+The CLI prints `str(error)` as a paragraph and exits with `error.exit_code`; never a traceback.
+"""
+
+
+class RegError(Exception):
+    """Base of every user-facing error."""
+
+    exit_code = 1
+
+
+class ManifestError(RegError):
+    """A manifest file is malformed: names the file, the key and what is wrong."""
+
+
+class UnknownKeyError(RegError):
+    """An asset, licence, pipeline or episode key is not in the catalog."""
+
+
+class IdentifyError(RegError):
+    """`reg add` could not tell which catalogued asset a file is."""
+
+
+class IntegrityError(RegError):
+    """A file's size or sha256 differs from what the catalog or registry pins."""
+
+
+class ValidationError(RegError):
+    """A file's structure is not what the pipeline loads (wrong keys, shapes, layout)."""
+
+
+class UnsafeFileError(ValidationError):
+    """A file would execute code if loaded (a pickle reaching for a forbidden global)."""
+
+
+class PlacementConflict(RegError):
+    """A different file already sits at the pipeline path."""
+
+
+class BlockedError(RegError):
+    """Something the user asked for is blocked (`status --strict`, the render gate)."""
+
+    exit_code = 3

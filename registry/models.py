@@ -1,0 +1,73 @@
+"""Registry state as SQLAlchemy 2 typed models. Only facts about this machine live here;
+what *should* exist is the catalog (manifests). The schema is made by Alembic only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class StoreObject(Base):
+    """One immutable file in the content-addressed store, `objects/sha256/ab/cdef...`."""
+
+    __tablename__ = "store_objects"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    stored_at: Mapped[datetime]
+
+
+class AssetRecord(Base):
+    """What this machine has for one catalog asset: the verified object and where it is placed.
+
+    The stat fingerprint (size, mtime_ns, inode) of the placed file at verification time lets
+    `verify` and `status` skip rehashing an unchanged file (as DVC's state cache does).
+    """
+
+    __tablename__ = "asset_records"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("store_objects.sha256"))
+    placed_path: Mapped[str] = mapped_column(Text)
+    link_mode: Mapped[str] = mapped_column(String(16))  # symlink | hardlink | copy | adopted
+    state: Mapped[str] = mapped_column(String(16))  # verified | changed | missing
+    fp_size: Mapped[int] = mapped_column(BigInteger)
+    fp_mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    fp_inode: Mapped[int] = mapped_column(BigInteger)
+    verified_at: Mapped[datetime]
+
+
+class LicenceRecord(Base):
+    """Where the owner stands with a gated licence. 'Acquired' is derived, never stored."""
+
+    __tablename__ = "licence_records"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))  # not-requested | requested | approved | rejected
+    note: Mapped[str] = mapped_column(Text, default="")
+    requested_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class Event(Base):
+    """Append-only history: added, verified, replaced, changed, licence state changes."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_subject", "subject"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(200))  # asset key, or "licence:KEY"
+    event: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime]
+
+
+class Setting(Base):
+    """Per-machine configuration, e.g. `pipelines.cap4d.root`."""
+
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,89 @@
+"""Finding the registry root, as git finds `.git`, and the handle every command works through."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from .errors import RegError
+
+ROOT_DIRNAME = ".reg"
+
+
+def find_root(explicit: str | None = None, cwd: Path | None = None) -> Path:
+    """--root, else REG_HOME, else the nearest `.reg/` upwards, else the per-user data directory."""
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    if os.environ.get("REG_HOME"):
+        return Path(os.environ["REG_HOME"]).expanduser().resolve()
+    here = (cwd or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / ROOT_DIRNAME).is_dir():
+            return d / ROOT_DIRNAME
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("reg", appauthor=False))
+
+
+def init_root(where: Path) -> Path:
+    root = where.resolve() / ROOT_DIRNAME
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@dataclass
+class Registry:
+    """A registry root: database, object store, run folders, user manifests, media."""
+
+    root: Path
+
+    @property
+    def database_url(self) -> str:
+        return os.environ.get("REG_DATABASE_URL") or f"sqlite:///{self.root / 'reg.db'}"
+
+    @cached_property
+    def engine(self):
+        from .db import connect
+
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RegError(f"Cannot create the registry root {self.root}: {exc}. Pass --root or set REG_HOME "
+                           "to a writable folder.") from None
+        return connect(self.database_url)
+
+    @cached_property
+    def catalog(self):
+        from .catalog import load_catalog
+
+        return load_catalog(self.root / "manifests")
+
+    @cached_property
+    def store(self):
+        from .store import ObjectStore
+
+        return ObjectStore(self.root / "objects")
+
+    @cached_property
+    def settings(self) -> dict[str, str]:
+        from . import records
+
+        return records.all_settings(self)
+
+    def pipeline_root(self, key: str) -> Path:
+        value = self.settings.get(f"pipelines.{key}.root") or self.catalog.pipelines[key].root
+        return Path(value).expanduser()
+
+    @property
+    def media_root(self) -> Path:
+        return Path(self.settings.get("media.root") or self.root / "media").expanduser()
+
+    def placement_path(self, asset) -> Path:
+        """Where the pipeline loads the asset: its checkout + path, or media root, or an absolute path."""
+        p = Path(asset.path).expanduser()
+        if p.is_absolute():
+            return p
+        base = self.pipeline_root(asset.pipeline) if asset.pipeline else self.media_root
+        return base / p

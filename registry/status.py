@@ -1,0 +1,163 @@
+"""`reg status`: what is blocked, by what, and the exact action that unblocks it.
+
+Read-only and cheap: one query per table and one stat per catalogued file; no hashing (a file
+whose stat fingerprint moved is reported as changed and left to `reg verify`). The report is a
+plain dict, the stable JSON document of `reg status --json` (schema documented in README.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from datetime import datetime
+
+from . import records
+from .catalog import Asset
+from .store import Fingerprint
+
+SCHEMA = "reg.status/1"
+
+
+def asset_states(reg) -> dict[str, dict]:
+    """key -> {state, path, sha256}; state is verified | changed | missing | unverified."""
+    recs = records.asset_records(reg)
+    out = {}
+    for key, asset in reg.catalog.assets.items():
+        path = reg.placement_path(asset)
+        rec = recs.get(key)
+        try:
+            st = os.stat(path)
+            fp = Fingerprint(st.st_size, st.st_mtime_ns, st.st_ino)
+        except OSError:
+            fp = None
+        if rec is None:
+            state = "unverified" if fp else "missing"
+        elif fp is None:
+            state = "missing"
+        elif rec.state == "changed" or fp != Fingerprint(rec.fp_size, rec.fp_mtime_ns, rec.fp_inode):
+            state = "changed"
+        else:
+            state = rec.state
+        out[key] = {"state": state, "path": str(path), "sha256": rec.sha256 if rec else None}
+    return out
+
+
+def _days_since(when: datetime | None) -> int | None:
+    return None if when is None else (records.now() - when).days
+
+
+def _action_for(reg, asset: Asset, state: str, licences: dict) -> tuple[str, dict]:
+    """(action id, action body) for one blocking asset; assets sharing an id share the action."""
+    path = str(reg.placement_path(asset))
+    if state == "unverified":
+        return f"adopt:{asset.key}", {
+            "who": "machine", "title": f"Verify {asset.name}, found at the pipeline path but never verified",
+            "steps": [f"{path} exists but reg has not verified it"], "commands": [f"reg add {path}"]}
+    if state == "changed":
+        return f"check:{asset.key}", {
+            "who": "machine", "title": f"Re-verify {asset.name}: the file changed since it was verified",
+            "steps": [f"{path} differs (size, mtime or inode) from the verified file",
+                      "if `reg verify` reports it changed, restore it or accept it with `reg add PATH --replace`"],
+            "commands": [f"reg verify {asset.key}"]}
+    src = asset.source
+    if src.type == "gated":
+        lic = reg.catalog.licences[src.licence]
+        rec = licences.get(lic.key)
+        lstate = rec.state if rec else "not-requested"
+        downloads = ", ".join(lic.downloads) or asset.filenames[0]
+        steps = {
+            "not-requested": [f"register at {lic.register} and accept the {lic.licence}",
+                              f"record it: reg license {lic.key} requested",
+                              f"wait for manual approval ({lic.note or 'hours to days'})",
+                              f"download {downloads}"],
+            "requested": [f"licence requested {_days_since(rec.requested_at) if rec else '?'} day(s) ago; "
+                          f"waiting for approval from {lic.register}",
+                          f"once approved: reg license {lic.key} approved, then download {downloads}"],
+            "approved": [f"licence approved: log in at {lic.register} and download {downloads}"],
+            "rejected": [f"the request was rejected ({rec.note if rec and rec.note else 'no note'}); "
+                         f"contact the licensor via {lic.register} or choose another pipeline"],
+        }[lstate]
+        title = {"not-requested": f"Register for {lic.name}", "requested": f"Wait for {lic.name} approval",
+                 "approved": f"Download {lic.name}", "rejected": f"{lic.name} was refused"}[lstate]
+        return f"licence:{lic.key}", {
+            "who": "owner", "title": title, "steps": steps, "commands": [],
+            "licence": {"key": lic.key, "name": lic.name, "licence": lic.licence, "register": lic.register,
+                        "state": lstate, "note": rec.note if rec else "",
+                        "requested_at": rec.requested_at.isoformat() if rec and rec.requested_at else None,
+                        "days_waiting": _days_since(rec.requested_at) if rec and lstate == "requested" else None}}
+    if src.type == "owner":
+        return "provide:media", {"who": "owner", "title": "Provide the episodes' media (narration audio, reference portrait)",
+                                 "steps": ["export each file from the edit and add it under its episode's key"],
+                                 "commands": []}
+    return f"fetch:{asset.key}", {
+        "who": "machine", "title": f"Download {asset.name}",
+        "steps": [f"download {src.url}"], "commands": []}
+
+
+def _add_command(asset: Asset, action_id: str) -> str | None:
+    """The `reg add` line that completes an action once the file is at hand."""
+    kind = action_id.split(":")[0]
+    if kind == "licence":
+        return f"reg add {asset.source.archive or asset.filenames[0]}"
+    if kind == "provide":
+        return f"reg add {asset.filenames[0]} --as {asset.key}"
+    if kind == "fetch":
+        return f"reg add {(asset.source.file or asset.filenames[0]).rsplit('/', 1)[-1]} --as {asset.key}"
+    return None
+
+
+def build_status(reg) -> dict:
+    catalog = reg.catalog
+    states = asset_states(reg)
+    licences = records.licence_records(reg)
+    actions: dict[str, dict] = {}
+    blocker_action: dict[str, str] = {}
+    urgent = {k for v in catalog.all_versions() if v.state in ("production", "candidate") for k in catalog.version_inputs(v)}
+    for key, info in sorted(states.items(), key=lambda kv: kv[0] not in urgent):  # urgent files lead each action
+        if info["state"] == "verified":
+            continue
+        asset = catalog.assets[key]
+        aid, body = _action_for(reg, asset, info["state"], licences)
+        act = actions.setdefault(aid, {"id": aid, **body, "assets": [], "unblocks": [], "pipelines": []})
+        act["assets"].append(key)
+        cmd = _add_command(asset, aid)
+        if cmd and cmd not in act["commands"]:
+            act["commands"].append(cmd)
+        blocker_action[key] = aid
+
+    versions = []
+    for v in catalog.all_versions():
+        blockers = [{"asset": k, "state": states[k]["state"], "action": blocker_action[k]}
+                    for k in catalog.version_inputs(v) if states[k]["state"] != "verified"]
+        versions.append({"episode": v.episode, "version": v.version, "pipeline": v.pipeline, "state": v.state,
+                         "ready": not blockers, "blockers": blockers, "note": v.note})
+        for aid in dict.fromkeys(b["action"] for b in blockers):
+            actions[aid]["unblocks"].append({"episode": v.episode, "version": v.version})
+    pipelines = []
+    for p in catalog.pipelines.values():
+        blockers = [{"asset": k, "state": states[k]["state"], "action": blocker_action[k]}
+                    for k in p.requires if states[k]["state"] != "verified"]
+        pipelines.append({"key": p.key, "name": p.name, "root": str(reg.pipeline_root(p.key)),
+                          "ready": not blockers, "blockers": blockers})
+        for aid in dict.fromkeys(b["action"] for b in blockers):
+            actions[aid]["pipelines"].append(p.key)
+
+    # Licences first: approval takes days, so the clock should start before anything else.
+    ordered = sorted(actions.values(), key=lambda a: (not a["id"].startswith("licence:"), -len(a["unblocks"]),
+                                                      -len(a["pipelines"]), a["id"]))
+    counts = defaultdict(int)
+    for info in states.values():
+        counts[info["state"]] += 1
+    return {
+        "schema": SCHEMA,
+        "root": str(reg.root),
+        "summary": {"assets": len(states), **{s: counts[s] for s in ("verified", "unverified", "changed", "missing")},
+                    "versions": len(versions), "ready": sum(v["ready"] for v in versions),
+                    "blocked": sum(not v["ready"] for v in versions)},
+        "owner_actions": [a for a in ordered if a["who"] == "owner"],
+        "machine_actions": [a for a in ordered if a["who"] == "machine"],
+        "versions": versions,
+        "production": [v for v in versions if v["state"] == "production"],
+        "pipelines": pipelines,
+        "assets": states,
+    }
