@@ -32,7 +32,7 @@ def handles_errors(fn):
             if kwargs.get("as_json"):
                 _emit_json({"error": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code})
             else:
-                click.echo(click.wrap_text(f"error: {exc}", width=100, preserve_paragraphs=True), err=True)
+                click.echo(f"error: {exc}", err=True)  # one paragraph; the terminal wraps it
             sys.exit(exc.exit_code)
 
     return wrapper

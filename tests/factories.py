@@ -1,0 +1,159 @@
+"""Files the tests make: FLAME-structured pickles (as downloaded and as fixed), hostile pickles,
+archives, PyTorch-style checkpoints. No real FLAME data; the structure is what matters."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+FLAME_SHAPES = {
+    "v_template": (5023, 3), "f": (9976, 3), "shapedirs": (5023, 3, 400), "posedirs": (5023, 3, 36),
+    "J_regressor": (5, 5023), "weights": (5023, 5), "kintree_table": (2, 5),
+}
+
+
+class ChPlaceholder:
+    """Pickled as chumpy.ch.Ch (module path rewritten below): __dict__ state with the value in `x`."""
+
+    def __init__(self, x):
+        self.x = x
+        self.dterms = ["x"]
+
+
+class Py2Pickler(pickle._Pickler):
+    """Writes bytes as Python 2 `str` (BINSTRING), as the FLAME files from 2017-2023 do."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_py2_str(self, obj):
+        self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_py2_str
+
+
+def flame_model(seed: int = 0, **shape_overrides) -> dict:
+    shapes = {**FLAME_SHAPES, **shape_overrides}
+    rng = np.random.default_rng(seed)
+    model = {k: np.zeros(s, dtype=np.float64) for k, s in shapes.items() if k not in ("f", "kintree_table", "J_regressor")}
+    model["v_template"] = rng.standard_normal(shapes["v_template"])
+    model["f"] = np.zeros(shapes["f"], dtype=np.uint32)
+    kt = np.zeros(shapes["kintree_table"], dtype=np.uint32)
+    kt[0, 0] = 4294967295  # the "weird 2^32-1" root parent CAP4D's io.py fixes
+    model["kintree_table"] = kt
+    model["J_regressor"] = sp.csc_matrix(np.eye(*shapes["J_regressor"]))
+    model["J"] = np.zeros((5, 3))
+    model["bs_style"], model["bs_type"] = "lbs", "lrotmin"
+    return model
+
+
+def _rewrite_globals(data: bytes, chumpy: bool) -> bytes:
+    """Old module paths (protocol 2 GLOBAL opcodes are plain text, so a byte replace is exact)."""
+    data = data.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
+    data = data.replace(b"scipy.sparse._csc\n", b"scipy.sparse.csc\n")
+    if chumpy:
+        data = data.replace(f"{__name__}\nChPlaceholder\n".encode(), b"chumpy.ch\nCh\n")
+    return data
+
+
+def write_flame_downloaded(path: Path, seed: int = 0, **shapes) -> Path:
+    """As downloaded from MPI: shapedirs a chumpy Ch, Python 2 strings, old numpy/scipy module paths."""
+    model = flame_model(seed, **shapes)
+    model["shapedirs"] = ChPlaceholder(model["shapedirs"])
+    buf = io.BytesIO()
+    Py2Pickler(buf, protocol=2).dump(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_rewrite_globals(buf.getvalue(), chumpy=True))
+    return path
+
+
+def write_flame_fixed(path: Path, seed: int = 0, **shapes) -> Path:
+    """What CAP4D's scripts/fixes/fix_flame_pickle.py writes: numpy and scipy only, a modern pickle."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(flame_model(seed, **shapes), f)
+    return path
+
+
+class Exploit:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def write_malicious_pickle(path: Path, marker: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps({"v_template": Exploit(marker)}, protocol=2))
+    return path
+
+
+def write_zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(zipfile.ZipInfo(name), data)
+    return path
+
+
+class _StoragePlaceholder:
+    pass
+
+
+def _rebuild_placeholder(*args):
+    pass
+
+
+def write_torch_checkpoint(path: Path, drop_storage: bool = False, evil_global: bool = False) -> Path:
+    """A torch.save-style zip: archive/data.pkl (tensors as persistent storage ids) + archive/data/N."""
+    tensors = OrderedDict()
+    storages = {}
+    for i, shape in enumerate([(4, 4), (4,)]):
+        storages[str(i)] = np.arange(int(np.prod(shape)), dtype=np.float32).tobytes()
+        tensors[f"layer.{i}"] = _Tensor(str(i), shape)
+
+    class P(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, _StorageRef):
+                return ("storage", _StoragePlaceholder, obj.key, "cpu", obj.numel)
+            return None
+
+    buf = io.BytesIO()
+    state = {"state_dict": tensors, "global_step": 100000}
+    if evil_global:
+        import os
+
+        state["hook"] = os.getcwd
+    P(buf, protocol=2).dump(state)
+    data = buf.getvalue()
+    data = data.replace(f"{__name__}\n_StoragePlaceholder\n".encode(), b"torch\nFloatStorage\n")
+    data = data.replace(f"{__name__}\n_rebuild_placeholder\n".encode(), b"torch._utils\n_rebuild_tensor_v2\n")
+    members = {"archive/data.pkl": data, "archive/version": b"3\n"}
+    for key, raw in storages.items():
+        if not (drop_storage and key == "1"):
+            members[f"archive/data/{key}"] = raw
+    return write_zip(path, members)
+
+
+class _StorageRef:
+    def __init__(self, key, numel):
+        self.key, self.numel = key, numel
+
+
+class _Tensor:
+    def __init__(self, key, shape):
+        self.key, self.shape = key, shape
+
+    def __reduce__(self):
+        numel = int(np.prod(self.shape))
+        stride = tuple(int(np.prod(self.shape[i + 1:])) for i in range(len(self.shape)))
+        return (_rebuild_placeholder, (_StorageRef(self.key, numel), 0, self.shape, stride, False, OrderedDict()))

@@ -1,0 +1,67 @@
+"""`reg verify`: stat fingerprints skip unchanged files; --full rehashes; changes are marked."""
+
+import os
+
+from factories import write_flame_fixed
+
+
+def _add_copy(reg, tmp_path):
+    src = write_flame_fixed(tmp_path / "flame2023_no_jaw.pkl")
+    assert reg("add", src, "--link", "copy").exit_code == 0
+
+
+def test_unchanged_files_are_not_rehashed(reg, tmp_path):
+    _add_copy(reg, tmp_path)
+    code, results = reg.json("verify")
+    assert code == 0 and results == [{"key": "flame2023", "state": "verified", "rehashed": False,
+                                      "path": results[0]["path"], "detail": ""}]
+
+
+def test_full_detects_a_silently_changed_byte(reg, tmp_path, flame_dest):
+    _add_copy(reg, tmp_path)
+    st = flame_dest.stat()
+    with open(flame_dest, "r+b") as f:  # same size, same mtime: only the bytes differ
+        f.seek(1000)
+        b = f.read(1)
+        f.seek(1000)
+        f.write(bytes([b[0] ^ 0xFF]))
+    os.utime(flame_dest, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert reg("verify").exit_code == 0  # the stat check cannot see it
+    result = reg("verify", "--full")
+    assert result.exit_code == 1 and "changed" in result.stdout and "flame2023" in result.stdout
+    _, doc = reg.json("status")
+    assert doc["assets"]["flame2023"]["state"] == "changed"
+    assert any(a["id"] == "check:flame2023" for a in doc["machine_actions"])
+
+
+def test_replaced_file_is_detected_without_full(reg, tmp_path, flame_dest):
+    _add_copy(reg, tmp_path)
+    other = write_flame_fixed(tmp_path / "other.pkl", seed=7)
+    os.replace(other, flame_dest)
+    _, doc = reg.json("status")
+    assert doc["assets"]["flame2023"]["state"] == "changed"  # status sees the stat change at once
+    code, results = reg.json("verify", "flame2023")
+    assert code == 1 and results[0]["state"] == "changed" and results[0]["rehashed"]
+    assert "changed" in reg("show", "flame2023").stdout
+
+
+def test_missing_and_restored(reg, tmp_path, flame_dest):
+    _add_copy(reg, tmp_path)
+    data = flame_dest.read_bytes()
+    flame_dest.unlink()
+    code, results = reg.json("verify")
+    assert code == 1 and results[0]["state"] == "missing"
+    flame_dest.write_bytes(data)  # restored: new inode and mtime, same bytes
+    code, results = reg.json("verify")
+    assert code == 0 and results[0]["state"] == "verified" and results[0]["rehashed"]
+
+
+def test_symlinked_placement_is_verified_through_the_store(reg, tmp_path, flame_dest):
+    src = write_flame_fixed(tmp_path / "flame2023_no_jaw.pkl")
+    assert reg("add", src).exit_code == 0
+    twin = tmp_path / "twin.pkl"
+    twin.write_bytes(src.read_bytes())
+    flame_dest.unlink()
+    flame_dest.symlink_to(twin)  # someone re-pointed the link at a different inode
+    code, results = reg.json("verify")
+    assert results[0]["rehashed"] and results[0]["state"] == "verified"  # same bytes: still verified
