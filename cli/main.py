@@ -18,7 +18,9 @@ from registry.errors import BlockedError, RegError
 
 
 def _emit_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    # Indented for a person at a terminal; compact (and ~5x faster: C encoder) for programs.
+    indent = 2 if sys.stdout.isatty() else None
+    click.echo(json.dumps(data, indent=indent, default=str))
 
 
 def handles_errors(fn):

@@ -1,13 +1,17 @@
-"""All reads and writes of registry state. The only module that talks SQL (through SQLAlchemy)."""
+"""All reads and writes of registry state. The only module that talks SQL (through SQLAlchemy).
+
+The reads `reg status` needs (settings, placements, licences) are plain Core queries over the
+table objects' names, so the status path never imports the ORM and the models (~75 ms of
+start-up); writes and history use the typed ORM models, imported where they are used.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import text
 
-from .models import AssetRecord, Event, LicenceRecord, Setting, StoreObject
 from .store import Fingerprint
 
 LICENCE_STATES = ("not-requested", "requested", "approved", "rejected")
@@ -19,29 +23,57 @@ def now() -> datetime:
 
 def all_settings(reg) -> dict[str, str]:
     with reg.engine.connect() as c:
-        return dict(c.execute(select(Setting.key, Setting.value)).all())
+        return dict(c.execute(text("SELECT key, value FROM settings")).all())
 
 
 def set_setting(reg, key: str, value: str) -> None:
+    from sqlalchemy.orm import Session
+
+    from .models import Setting
+
     with Session(reg.engine) as s, s.begin():
         s.merge(Setting(key=key, value=value))
 
 
-def asset_records(reg) -> dict[str, AssetRecord]:
+def asset_records(reg) -> dict:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from .models import AssetRecord
+
     with Session(reg.engine) as s:
         rows = s.scalars(select(AssetRecord)).all()
         s.expunge_all()
     return {r.key: r for r in rows}
 
 
-def licence_records(reg) -> dict[str, LicenceRecord]:
-    with Session(reg.engine) as s:
-        rows = s.scalars(select(LicenceRecord)).all()
-        s.expunge_all()
-    return {r.key: r for r in rows}
+def placements(reg) -> dict[str, tuple]:
+    """key -> (sha256, state, Fingerprint) for every registered asset; plain rows, for status's hot path."""
+    with reg.engine.connect() as c:
+        rows = c.execute(text("SELECT key, sha256, state, fp_size, fp_mtime_ns, fp_inode FROM asset_records")).all()
+    return {r[0]: (r[1], r[2], Fingerprint(r[3], r[4], r[5])) for r in rows}
 
 
-def events(reg, subject: str) -> list[Event]:
+def licence_records(reg) -> dict[str, SimpleNamespace]:
+    with reg.engine.connect() as c:
+        rows = c.execute(text("SELECT key, state, note, requested_at, updated_at FROM licence_records")).all()
+    return {r.key: SimpleNamespace(key=r.key, state=r.state, note=r.note, requested_at=_as_datetime(r.requested_at),
+                                   updated_at=_as_datetime(r.updated_at)) for r in rows}
+
+
+def _as_datetime(value) -> datetime | None:
+    """Textual SQL returns SQLite's stored text; PostgreSQL returns datetimes already."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def events(reg, subject: str) -> list:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from .models import Event
+
     with Session(reg.engine) as s:
         rows = s.scalars(select(Event).where(Event.subject == subject).order_by(Event.id)).all()
         s.expunge_all()
@@ -51,10 +83,15 @@ def events(reg, subject: str) -> list[Event]:
 def record_placed(reg, key: str, sha256: str, size: int, placed_path: str, link_mode: str,
                   fp: Fingerprint, event: str, detail: str = "") -> None:
     """One transaction: the store object, the asset's verified placement, and its history line."""
+    from sqlalchemy.orm import Session
+
+    from .models import AssetRecord, Event, StoreObject
+
     t = now()
     with Session(reg.engine) as s, s.begin():
         if s.get(StoreObject, sha256) is None:
             s.add(StoreObject(sha256=sha256, size=size, stored_at=t))
+            s.flush()  # no ORM relationship orders the inserts, so the referenced row goes first
         s.merge(AssetRecord(key=key, sha256=sha256, placed_path=placed_path, link_mode=link_mode, state="verified",
                             fp_size=fp.size, fp_mtime_ns=fp.mtime_ns, fp_inode=fp.inode, verified_at=t))
         s.add(Event(subject=key, event=event, sha256=sha256, detail=detail, at=t))
@@ -62,6 +99,10 @@ def record_placed(reg, key: str, sha256: str, size: int, placed_path: str, link_
 
 def record_stored(reg, sha256: str, size: int, subject: str, detail: str) -> None:
     """A store object kept for safety (a displaced file), with a history line."""
+    from sqlalchemy.orm import Session
+
+    from .models import Event, StoreObject
+
     t = now()
     with Session(reg.engine) as s, s.begin():
         if s.get(StoreObject, sha256) is None:
@@ -71,6 +112,10 @@ def record_stored(reg, sha256: str, size: int, subject: str, detail: str) -> Non
 
 def record_check(reg, key: str, state: str, fp: Fingerprint | None, event: str | None, detail: str = "") -> None:
     """Verification outcome: new state (and fingerprint when the content matched)."""
+    from sqlalchemy.orm import Session
+
+    from .models import AssetRecord, Event
+
     t = now()
     with Session(reg.engine) as s, s.begin():
         rec = s.get(AssetRecord, key)
@@ -81,7 +126,11 @@ def record_check(reg, key: str, state: str, fp: Fingerprint | None, event: str |
             s.add(Event(subject=key, event=event, sha256=rec.sha256, detail=detail, at=t))
 
 
-def set_licence(reg, key: str, state: str, note: str | None) -> LicenceRecord:
+def set_licence(reg, key: str, state: str, note: str | None):
+    from sqlalchemy.orm import Session
+
+    from .models import Event, LicenceRecord
+
     t = now()
     with Session(reg.engine) as s, s.begin():
         rec = s.get(LicenceRecord, key) or LicenceRecord(key=key, note="", requested_at=None)

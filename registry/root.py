@@ -58,7 +58,7 @@ class Registry:
     def catalog(self):
         from .catalog import load_catalog
 
-        return load_catalog(self.root / "manifests")
+        return load_catalog(self.root / "manifests", self.root / "cache" / "catalog.json")
 
     @cached_property
     def store(self):
@@ -73,17 +73,29 @@ class Registry:
         return records.all_settings(self)
 
     def pipeline_root(self, key: str) -> Path:
-        value = self.settings.get(f"pipelines.{key}.root") or self.catalog.pipelines[key].root
-        return Path(value).expanduser()
+        return Path(self._roots[key])
+
+    @cached_property
+    def _roots(self) -> dict[str, str]:
+        """Pipeline checkout roots after per-machine overrides, as strings (status joins 10,000 paths)."""
+        return {k: os.path.expanduser(self.settings.get(f"pipelines.{k}.root") or p.root)
+                for k, p in self.catalog.pipelines.items()}
 
     @property
     def media_root(self) -> Path:
         return Path(self.settings.get("media.root") or self.root / "media").expanduser()
 
-    def placement_path(self, asset) -> Path:
-        """Where the pipeline loads the asset: its checkout + path, or media root, or an absolute path."""
-        p = Path(asset.path).expanduser()
-        if p.is_absolute():
+    def placement(self, asset) -> str:
+        """Where the pipeline loads the asset: its checkout + path, or media root, or an absolute path.
+        A string, because status joins 10,000 of them and pathlib costs 10 us each."""
+        p = os.path.expanduser(asset.path)
+        if os.path.isabs(p):
             return p
-        base = self.pipeline_root(asset.pipeline) if asset.pipeline else self.media_root
-        return base / p
+        return os.path.join(self._roots[asset.pipeline] if asset.pipeline else self._media_root, p)
+
+    def placement_path(self, asset) -> Path:
+        return Path(self.placement(asset))
+
+    @cached_property
+    def _media_root(self) -> str:
+        return str(self.media_root)

@@ -20,10 +20,10 @@ SCHEMA = "reg.status/1"
 
 def asset_states(reg) -> dict[str, dict]:
     """key -> {state, path, sha256}; state is verified | changed | missing | unverified."""
-    recs = records.asset_records(reg)
+    recs = records.placements(reg)
     out = {}
     for key, asset in reg.catalog.assets.items():
-        path = reg.placement_path(asset)
+        path = reg.placement(asset)
         rec = recs.get(key)
         try:
             st = os.stat(path)
@@ -34,11 +34,11 @@ def asset_states(reg) -> dict[str, dict]:
             state = "unverified" if fp else "missing"
         elif fp is None:
             state = "missing"
-        elif rec.state == "changed" or fp != Fingerprint(rec.fp_size, rec.fp_mtime_ns, rec.fp_inode):
+        elif rec[1] == "changed" or fp != rec[2]:
             state = "changed"
         else:
-            state = rec.state
-        out[key] = {"state": state, "path": str(path), "sha256": rec.sha256 if rec else None}
+            state = rec[1]
+        out[key] = {"state": state, "path": path, "sha256": rec[0] if rec else None}
     return out
 
 
@@ -46,9 +46,8 @@ def _days_since(when: datetime | None) -> int | None:
     return None if when is None else (records.now() - when).days
 
 
-def _action_for(reg, asset: Asset, state: str, licences: dict) -> tuple[str, dict]:
+def _action_for(reg, asset: Asset, state: str, path: str, licences: dict) -> tuple[str, dict]:
     """(action id, action body) for one blocking asset; assets sharing an id share the action."""
-    path = str(reg.placement_path(asset))
     if state == "unverified":
         return f"adopt:{asset.key}", {
             "who": "machine", "title": f"Verify {asset.name}, found at the pipeline path but never verified",
@@ -117,7 +116,7 @@ def build_status(reg) -> dict:
         if info["state"] == "verified":
             continue
         asset = catalog.assets[key]
-        aid, body = _action_for(reg, asset, info["state"], licences)
+        aid, body = _action_for(reg, asset, info["state"], info["path"], licences)
         act = actions.setdefault(aid, {"id": aid, **body, "assets": [], "unblocks": [], "pipelines": []})
         act["assets"].append(key)
         cmd = _add_command(asset, aid)

@@ -1,0 +1,30 @@
+"""reg works installed from a plain wheel (not editable): manifests and migrations ship inside it."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_install_runs_status_with_shipped_manifests_and_migrations(tmp_path):
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, PROJECT], check=True)
+    wheel = next(wheels.glob("reg-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "manifests/episodes.toml" in names and "migrations/versions/0001_initial.py" in names
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    subprocess.run([venv / "bin/pip", "install", "-q", wheel], check=True)
+    env = {**os.environ, "REG_HOME": str(tmp_path / "home")}
+    env.pop("PYTHONPATH", None)
+    out = subprocess.run([venv / "bin/reg", "status", "--json"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, check=True)
+    doc = json.loads(out.stdout)
+    assert doc["summary"]["assets"] > 30 and any(a["id"] == "licence:flame" for a in doc["owner_actions"])
+    where = subprocess.run([venv / "bin/python", "-c", "import registry; print(registry.__file__)"],
+                           cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert str(venv) in where  # the wheel's copy ran, not this checkout
