@@ -155,11 +155,12 @@ def list_assets(ctx, as_json):
     states, lic = asset_states(reg), records.licence_records(reg)
     rows = []
     for key, a in reg.catalog.assets.items():
-        rec = reg.catalog.licences.get(a.source.licence)
+        licence = None
+        if a.source.type == "gated":  # "acquired" is derived: the file is registered and verified
+            licence = "acquired" if states[key]["state"] == "verified" else \
+                getattr(lic.get(a.source.licence), "state", "not-requested")
         rows.append({"key": key, "state": states[key]["state"], "kind": a.kind, "pipeline": a.pipeline,
-                     "size": a.size, "source": a.source.type,
-                     "licence": (lic[rec.key].state if rec.key in lic else "not-requested") if rec else None,
-                     "path": states[key]["path"]})
+                     "size": a.size, "source": a.source.type, "licence": licence, "path": states[key]["path"]})
     if as_json:
         _emit_json(rows)
         return

@@ -58,7 +58,7 @@ class Registry:
     def catalog(self):
         from .catalog import load_catalog
 
-        return load_catalog(self.root / "manifests", self.root / "cache" / "catalog.json")
+        return load_catalog(self.root / "manifests", self.root / "cache" / "catalog.marshal")
 
     @cached_property
     def store(self):

@@ -157,3 +157,24 @@ class _Tensor:
         numel = int(np.prod(self.shape))
         stride = tuple(int(np.prod(self.shape[i + 1:])) for i in range(len(self.shape)))
         return (_rebuild_placeholder, (_StorageRef(self.key, numel), 0, self.shape, stride, False, OrderedDict()))
+
+
+def write_bfm_mat(path: Path, **shape_overrides) -> Path:
+    """A MATLAB file with the BFM 2009 variables convert_BFM.py reads (zeros, compressed: tiny on disk)."""
+    from scipy.io import savemat
+
+    shapes = {"shapeMU": (160470, 1), "shapePC": (160470, 199), "shapeEV": (199, 1),
+              "texMU": (160470, 1), "texPC": (160470, 199), "texEV": (199, 1), "tl": (106466, 3),
+              **shape_overrides}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    savemat(path, {k: np.zeros(s, dtype=np.uint8) for k, s in shapes.items()}, do_compression=True)
+    return path
+
+
+def write_tgz(path: Path, members: dict[str, Path]) -> Path:
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as t:
+        for name, src in members.items():
+            t.add(src, arcname=name)
+    return path

@@ -171,3 +171,40 @@ def test_identified_by_known_sha256_whatever_its_name(reg, tmp_path, flame_dest)
     renamed.write_bytes(src.read_bytes())
     code, results = reg.json("add", renamed)
     assert code == 0 and results[0]["key"] == "flame2023" and not results[0]["newly_stored"]
+
+
+def test_bfm_from_its_tgz_unblocks_talkinggaussian(reg, tmp_path):
+    from factories import write_bfm_mat, write_tgz
+
+    mat = write_bfm_mat(tmp_path / "src" / "01_MorphableModel.mat")
+    archive = write_tgz(tmp_path / "BaselFaceModel.tgz", {"PublicMM1/01_MorphableModel.mat": mat})
+    code, results = reg.json("add", archive)
+    assert code == 0 and results[0]["key"] == "bfm2009"
+    dest = reg.pipeline_root("talkinggaussian") / "data_utils/face_tracking/3DMM/01_MorphableModel.mat"
+    assert dest.read_bytes() == mat.read_bytes()
+    _, doc = reg.json("status")
+    assert not any(a["id"] == "licence:bfm2009" for a in doc["owner_actions"])
+    tg = next(p for p in doc["pipelines"] if p["key"] == "talkinggaussian")
+    assert "bfm2009" not in [b["asset"] for b in tg["blockers"]]
+
+
+def test_bfm_with_wrong_variables_is_refused(reg, tmp_path):
+    from factories import write_bfm_mat
+
+    mat = write_bfm_mat(tmp_path / "01_MorphableModel.mat", shapePC=(160470, 80))
+    result = reg("add", mat)
+    assert result.exit_code == 1 and "'shapePC' has shape (160470, 80)" in result.stderr
+    assert reg.objects() == []
+
+
+def test_two_processes_add_to_one_registry_at_once(reg, tmp_path):
+    import subprocess
+    import sys
+
+    a = write_flame_fixed(tmp_path / "a" / "flame2023_no_jaw.pkl")
+    b = write_flame_fixed(tmp_path / "b" / "generic_model.pkl", seed=3)
+    cmd = [sys.executable, "-m", "cli.main", "--root", str(reg.root), "add"]
+    procs = [subprocess.Popen(cmd + [str(f)], stderr=subprocess.PIPE, text=True) for f in (a, b)]
+    assert [p.wait() for p in procs] == [0, 0], [p.stderr.read() for p in procs]
+    _, doc = reg.json("status")
+    assert doc["assets"]["flame2023"]["state"] == doc["assets"]["flame2020"]["state"] == "verified"
