@@ -107,14 +107,11 @@ class ObjectStore:
             if method:
                 sha, size = hash_file(tmp, progress)
                 return Staged(tmp, sha, size, method)
-            with open(src, "rb", buffering=0) as fin, open(tmp, "wb") as fout:
-                sha, size = hash_stream(fin, fout, progress)
-                fout.flush()
-                os.fsync(fout.fileno())
-            return Staged(tmp, sha, size, "copy")
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        with open(src, "rb", buffering=0) as fin:
+            return self.stage_stream(fin, progress)
 
     def stage_stream(self, src: BinaryIO, progress: Progress = _no_progress) -> Staged:
         """Copy-and-hash a stream (an archive member, a download) into the store's temp folder."""
