@@ -121,6 +121,38 @@ def add(ctx, file, as_key, sha256, replace, link, as_json):
 
 @cli.command()
 @click.argument("keys", nargs=-1)
+@click.option("--missing", is_flag=True, help="Everything fetchable that is not verified (scope with the options below).")
+@click.option("--episode", help="With --missing: only what this episode needs.")
+@click.option("--version", "version", help="With --missing --episode: only this version.")
+@click.option("--pipeline", help="With --missing: only what this pipeline needs.")
+@click.option("--offline", is_flag=True, help="Never touch the network (also: HF_HUB_OFFLINE=1).")
+@click.option("--link", type=click.Choice(["symlink", "hardlink", "copy"]), default="symlink", show_default=True)
+@json_option
+@click.pass_context
+@handles_errors
+def fetch(ctx, keys, missing, episode, version, pipeline, offline, link, as_json):
+    """Download open weights (Hugging Face, URLs), verified, resumable; then store and place them."""
+    from registry.fetch import fetch as run_fetch
+    from registry.fetch import missing_keys
+
+    reg = _registry(ctx)
+    if missing:
+        keys = tuple(keys) + tuple(missing_keys(reg, episode, version, pipeline))
+    elif not keys:
+        raise click.UsageError("name the assets to fetch, or pass --missing")
+    if not keys:
+        _emit_json([]) if as_json else click.echo("Nothing to fetch: every downloadable input is verified.")
+        return
+    results = run_fetch(reg, list(dict.fromkeys(keys)), offline, link, _progress_factory(as_json), quiet=as_json)
+    if as_json:
+        _emit_json([r.__dict__ for r in results])
+        return
+    for r in results:
+        click.echo(f"{r.key}: {r.summary}\n  sha256 {r.sha256} ({r.size} bytes) from {r.source}\n  placed at {r.path} ({r.link_mode})")
+
+
+@cli.command()
+@click.argument("keys", nargs=-1)
 @click.option("--full", is_flag=True, help="Rehash every file, not only those whose stat changed.")
 @json_option
 @click.pass_context
@@ -251,13 +283,14 @@ def config(ctx, key, value, as_json):
 
     reg = _registry(ctx)
     parts = key.split(".")
-    known = key == "media.root" or (len(parts) == 3 and parts[0] == "pipelines" and parts[2] == "root")
-    if not known:
-        raise RegError(f"Unknown setting '{key}'. Settings are pipelines.<pipeline>.root and media.root.")
-    if len(parts) == 3 and parts[1] not in reg.catalog.pipelines:
+    is_path = key == "media.root" or (len(parts) == 3 and parts[0] == "pipelines" and parts[2] == "root")
+    if not (is_path or (parts[0] == "mirrors" and len(parts) > 1)):
+        raise RegError(f"Unknown setting '{key}'. Settings are pipelines.<pipeline>.root, media.root and "
+                       "mirrors.<host> (a base URL that serves that host's files).")
+    if is_path and len(parts) == 3 and parts[1] not in reg.catalog.pipelines:
         raise RegError(f"No pipeline '{parts[1]}' in the catalog (known: {', '.join(reg.catalog.pipelines)}).")
     if value is not None:
-        records.set_setting(reg, key, str(Path(value).expanduser().resolve()))
+        records.set_setting(reg, key, str(Path(value).expanduser().resolve()) if is_path else value)
         reg = _registry(ctx)
     current = reg.settings.get(key)
     _emit_json({"key": key, "value": current}) if as_json else click.echo(f"{key} = {current or '(manifest default)'}")

@@ -38,9 +38,11 @@ class AddResult:
 
 
 @dataclass
-class _Candidate:
+class Candidate:
+    """A catalogued asset that some incoming bytes claim to be."""
+
     asset: Asset
-    source: str  # for messages
+    source: str  # for messages: the file, archive!member, or URL
     member: str | None = None  # archive member name, None for the file itself
 
 
@@ -80,7 +82,7 @@ def add_file(reg, file: Path, as_key: str | None = None, sha256: str | None = No
             catalog.asset(as_key)  # unknown key -> clear error
         adopted = _adoption_target(reg, file)
         if adopted and not as_key:
-            candidates = [_Candidate(adopted, str(file))]
+            candidates = [Candidate(adopted, str(file))]
         else:
             candidates = _identify(reg, file, as_key)
         from . import records  # SQLAlchemy's import and the query also overlap the hash
@@ -97,16 +99,28 @@ def add_file(reg, file: Path, as_key: str | None = None, sha256: str | None = No
             if cand is None:  # unknown by name: try the hash
                 cand = _identify_by_hash(reg, file, staged.sha256, registered)
             plans.append((cand, staged))
-        checked = []
-        for cand, staged in plans:
-            _check_integrity(cand, staged, sha256, replace, registered.get(cand.asset.key))
-            checked.append((cand, staged, validators.check(staged.path, cand.asset, cand.source)))
-        for cand, staged, _ in checked:
-            dest = reg.placement_path(cand.asset)
-            if not same_file(file, dest) and not _holds(dest, reg.store.object_path(staged.sha256), staged.sha256):
-                check_placement(staged.path, dest, replace)
-        return [_commit_and_place(reg, file, cand, staged, summary, link, replace, progress, registered.get(cand.asset.key))
-                for cand, staged, summary in checked]
+        return store_and_place(reg, plans, file, sha256, replace, link, progress, registered)
+
+
+def store_and_place(reg, plans: list[tuple[Candidate, Staged]], origin: Path | None, sha256: str | None,
+                    replace: bool, link: str, progress: ProgressFactory, registered: dict | None = None) -> list[AddResult]:
+    """The one way a staged file becomes a registered asset (add, adopt, archive member, fetch):
+    integrity, validation and placement checks for all first, then commit, place and record each.
+    `origin` is the user's own file, which may already be the pipeline path (adoption)."""
+    if registered is None:
+        from . import records
+
+        registered = records.asset_records(reg)
+    checked = []
+    for cand, staged in plans:
+        _check_integrity(cand, staged, sha256, replace, registered.get(cand.asset.key))
+        checked.append((cand, staged, validators.check(staged.path, cand.asset, cand.source)))
+    for cand, staged, _ in checked:
+        dest = reg.placement_path(cand.asset)
+        if not (origin and same_file(origin, dest)) and not _holds(dest, reg.store.object_path(staged.sha256), staged.sha256):
+            check_placement(staged.path, dest, replace)
+    return [_commit_and_place(reg, origin, cand, staged, summary, link, replace, progress, registered.get(cand.asset.key))
+            for cand, staged, summary in checked]
 
 
 def _adoption_target(reg, file: Path) -> Asset | None:
@@ -118,7 +132,7 @@ def _adoption_target(reg, file: Path) -> Asset | None:
     return None
 
 
-def _identify(reg, file: Path, as_key: str | None) -> list[_Candidate]:
+def _identify(reg, file: Path, as_key: str | None) -> list[Candidate]:
     """By --as, else by file name, else as an archive whose members are catalogued. [] = try the hash."""
     catalog = reg.catalog
     if as_key:
@@ -126,11 +140,11 @@ def _identify(reg, file: Path, as_key: str | None) -> list[_Candidate]:
         if file.name not in asset.filenames and _is_archive(file):
             members = [m for m in _members(file) if PurePosixPath(m).name in asset.filenames]
             if members:
-                return [_Candidate(asset, f"{file}!{members[0]}", members[0])]
-        return [_Candidate(asset, str(file))]
+                return [Candidate(asset, f"{file}!{members[0]}", members[0])]
+        return [Candidate(asset, str(file))]
     by_name = [a for a in catalog.assets.values() if file.name in a.filenames]
     if len(by_name) == 1:
-        return [_Candidate(by_name[0], str(file))]
+        return [Candidate(by_name[0], str(file))]
     if len(by_name) > 1:
         keys = ", ".join(a.key for a in by_name)
         raise IdentifyError(f"{file} could be any of: {keys}. Say which with --as KEY, e.g. "
@@ -140,7 +154,7 @@ def _identify(reg, file: Path, as_key: str | None) -> list[_Candidate]:
         for member in _members(file):
             for asset in catalog.assets.values():
                 if PurePosixPath(member).name in asset.filenames:
-                    found.append(_Candidate(asset, f"{file}!{member}", member))
+                    found.append(Candidate(asset, f"{file}!{member}", member))
         if not found:
             raise IdentifyError(f"The archive {file} holds no catalogued file (looked for names such as "
                                 f"{', '.join(_nearest(reg, file.name))}). Extract the file you need and "
@@ -149,12 +163,12 @@ def _identify(reg, file: Path, as_key: str | None) -> list[_Candidate]:
     return []
 
 
-def _identify_by_hash(reg, file: Path, sha: str, registered: dict) -> _Candidate:
+def _identify_by_hash(reg, file: Path, sha: str, registered: dict) -> Candidate:
     catalog = reg.catalog
     pinned = {r.sha256: k for k, r in registered.items()}
     for asset in catalog.assets.values():
         if asset.sha256 == sha or pinned.get(sha) == asset.key:
-            return _Candidate(asset, str(file))
+            return Candidate(asset, str(file))
     raise IdentifyError(f"{file} matches no catalogued file by name or sha256. Nearest catalogued names: "
                         f"{', '.join(_nearest(reg, file.name))}. If it is one of them, run "
                         f"`reg add {file} --as KEY` (`reg ls` lists keys); if it is new, declare it in a "
@@ -200,7 +214,7 @@ def _stage(reg, file: Path, member: str | None, progress: ProgressFactory) -> St
             return reg.store.stage_stream(src, bar.update)
 
 
-def _check_integrity(cand: _Candidate, staged: Staged, expected: str | None, replace: bool, rec) -> None:
+def _check_integrity(cand: Candidate, staged: Staged, expected: str | None, replace: bool, rec) -> None:
     asset = cand.asset
     if asset.size is not None and staged.size != asset.size:
         raise IntegrityError(f"{cand.source} is {staged.size} bytes but the catalog says {asset.name} ('{asset.key}') "
@@ -228,13 +242,13 @@ def _holds(dest: Path, obj: Path, sha: str) -> bool:
         return False
 
 
-def _commit_and_place(reg, file: Path, cand: _Candidate, staged: Staged, summary: str, link: str,
+def _commit_and_place(reg, origin: Path | None, cand: Candidate, staged: Staged, summary: str, link: str,
                       replace: bool, progress: ProgressFactory, previous) -> AddResult:
     from . import records
 
     asset = cand.asset
     dest = reg.placement_path(asset)
-    adopting = cand.member is None and same_file(file, dest)
+    adopting = origin is not None and cand.member is None and same_file(origin, dest)
     if replace and os.path.lexists(dest) and not adopting:
         _keep_displaced(reg, asset, dest, staged.sha256, progress)
     sha, size = staged.sha256, staged.size

@@ -71,3 +71,13 @@ class Setting(Base):
     __tablename__ = "settings"
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class SourceGate(Base):
+    """A download refused as gated (Hugging Face 401/403 'GatedRepo'): an owner action in status
+    until a fetch of that asset succeeds. Status cannot ask the network, so the refusal is kept."""
+
+    __tablename__ = "source_gates"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    detail: Mapped[str] = mapped_column(Text)
+    seen_at: Mapped[datetime]

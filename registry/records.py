@@ -85,7 +85,7 @@ def record_placed(reg, key: str, sha256: str, size: int, placed_path: str, link_
     """One transaction: the store object, the asset's verified placement, and its history line."""
     from sqlalchemy.orm import Session
 
-    from .models import AssetRecord, Event, StoreObject
+    from .models import AssetRecord, Event, SourceGate, StoreObject
 
     t = now()
     with Session(reg.engine) as s, s.begin():
@@ -95,6 +95,8 @@ def record_placed(reg, key: str, sha256: str, size: int, placed_path: str, link_
         s.merge(AssetRecord(key=key, sha256=sha256, placed_path=placed_path, link_mode=link_mode, state="verified",
                             fp_size=fp.size, fp_mtime_ns=fp.mtime_ns, fp_inode=fp.inode, verified_at=t))
         s.add(Event(subject=key, event=event, sha256=sha256, detail=detail, at=t))
+        if (gate := s.get(SourceGate, key)) is not None:
+            s.delete(gate)  # the file is here now, however it came
 
 
 def record_stored(reg, sha256: str, size: int, subject: str, detail: str) -> None:
@@ -142,3 +144,19 @@ def set_licence(reg, key: str, state: str, note: str | None):
         s.merge(rec)
         s.add(Event(subject=f"licence:{key}", event=f"licence {state}", sha256=None, detail=note or "", at=t))
     return rec
+
+
+def source_gates(reg) -> dict[str, str]:
+    with reg.engine.connect() as c:
+        return dict(c.execute(text("SELECT key, detail FROM source_gates")).all())
+
+
+def set_source_gate(reg, key: str, detail: str) -> None:
+    from sqlalchemy.orm import Session
+
+    from .models import Event, SourceGate
+
+    t = now()
+    with Session(reg.engine) as s, s.begin():
+        s.merge(SourceGate(key=key, detail=detail, seen_at=t))
+        s.add(Event(subject=key, event="fetch gated", sha256=None, detail=detail, at=t))

@@ -46,7 +46,7 @@ def _days_since(when: datetime | None) -> int | None:
     return None if when is None else (records.now() - when).days
 
 
-def _action_for(reg, asset: Asset, state: str, path: str, licences: dict) -> tuple[str, dict]:
+def _action_for(reg, asset: Asset, state: str, path: str, licences: dict, gates: dict) -> tuple[str, dict]:
     """(action id, action body) for one blocking asset; assets sharing an id share the action."""
     if state == "unverified":
         return f"adopt:{asset.key}", {
@@ -88,9 +88,15 @@ def _action_for(reg, asset: Asset, state: str, path: str, licences: dict) -> tup
         return "provide:media", {"who": "owner", "title": "Provide the episodes' media (narration audio, reference portrait)",
                                  "steps": ["export each file from the edit and add it under its episode's key"],
                                  "commands": []}
+    if asset.key in gates:
+        return f"hf-gated:{src.repo}", {
+            "who": "owner", "title": f"Accept the conditions of the gated Hugging Face repository {src.repo}",
+            "steps": [f"open {gates[asset.key]} and accept its conditions with your account",
+                      "log in on this machine: hf auth login (or set HF_TOKEN)"],
+            "commands": []}
     return f"fetch:{asset.key}", {
         "who": "machine", "title": f"Download {asset.name}",
-        "steps": [f"download {src.url}"], "commands": []}
+        "steps": [f"download {src.url}" + (f" ({asset.size:,} bytes)" if asset.size else "")], "commands": []}
 
 
 def _add_command(asset: Asset, action_id: str) -> str | None:
@@ -100,8 +106,8 @@ def _add_command(asset: Asset, action_id: str) -> str | None:
         return f"reg add {asset.source.archive or asset.filenames[0]}"
     if kind == "provide":
         return f"reg add {asset.filenames[0]} --as {asset.key}"
-    if kind == "fetch":
-        return f"reg add {(asset.source.file or asset.filenames[0]).rsplit('/', 1)[-1]} --as {asset.key}"
+    if kind in ("fetch", "hf-gated"):
+        return f"reg fetch {asset.key}"
     return None
 
 
@@ -109,6 +115,7 @@ def build_status(reg) -> dict:
     catalog = reg.catalog
     states = asset_states(reg)
     licences = records.licence_records(reg)
+    gates = records.source_gates(reg)
     actions: dict[str, dict] = {}
     blocker_action: dict[str, str] = {}
     urgent = {k for v in catalog.all_versions() if v.state in ("production", "candidate") for k in catalog.version_inputs(v)}
@@ -116,7 +123,7 @@ def build_status(reg) -> dict:
         if info["state"] == "verified":
             continue
         asset = catalog.assets[key]
-        aid, body = _action_for(reg, asset, info["state"], info["path"], licences)
+        aid, body = _action_for(reg, asset, info["state"], info["path"], licences, gates)
         act = actions.setdefault(aid, {"id": aid, **body, "assets": [], "unblocks": [], "pipelines": []})
         act["assets"].append(key)
         cmd = _add_command(asset, aid)

@@ -30,9 +30,11 @@ def _no_progress(_n: int) -> None:
     pass
 
 
-def hash_stream(src: BinaryIO, dst: BinaryIO | None = None, progress: Progress = _no_progress) -> tuple[str, int]:
-    """sha256 and size of a stream, optionally copying it to `dst` in the same pass."""
-    digest = hashlib.sha256()
+def hash_stream(src: BinaryIO, dst: BinaryIO | None = None, progress: Progress = _no_progress,
+                digest=None) -> tuple[str, int]:
+    """sha256 and size of a stream, optionally copying it to `dst` in the same pass.
+    Pass `digest` to continue a running hash (a resumed download)."""
+    digest = digest or hashlib.sha256()
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     size = 0

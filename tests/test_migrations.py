@@ -36,7 +36,8 @@ def test_first_command_upgrades_an_older_database(reg):
     db = reg.root / "reg.db"
     engine = make_engine(f"sqlite:///{db}")
     with engine.begin() as conn:
-        command.downgrade(alembic_config(conn), "base")
+        command.downgrade(alembic_config(conn), "0001")
+    assert current_revision(engine) == "0001"
     engine.dispose()
     assert reg("status").exit_code == 0
     assert current_revision(make_engine(f"sqlite:///{db}")) == SCHEMA_HEAD
