@@ -40,6 +40,7 @@ class Reg:
 def reg(tmp_path, monkeypatch) -> Reg:
     monkeypatch.delenv("REG_HOME", raising=False)
     monkeypatch.delenv("REG_DATABASE_URL", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # `~` paths (torch hub cache) stay inside the test
     r = Reg(tmp_path / "registry", tmp_path / "code")
     for key in ("cap4d", "pixel3dmm", "talkinggaussian", "latentsync"):
         r.pipeline_root(key).mkdir(parents=True)
