@@ -296,6 +296,251 @@ def config(ctx, key, value, as_json):
     _emit_json({"key": key, "value": current}) if as_json else click.echo(f"{key} = {current or '(manifest default)'}")
 
 
+# --- renders ------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("target", nargs=-1)
+@click.option("--version", "version", required=True, help="The episode version to render, e.g. v8.")
+@click.option("--all", "all_episodes", is_flag=True, help="Every episode that has this version.")
+@click.option("--dry-run", is_flag=True, help="Show the resolved plan and the gate's verdict; run nothing.")
+@click.option("--force", is_flag=True, help="Render even if an identical render already succeeded.")
+@click.option("--timeout", type=float, metavar="SECONDS", help="Stop the render (its whole process group) after this long.")
+@json_option
+@click.pass_context
+@handles_errors
+def render(ctx, target, version, all_episodes, dry_run, force, timeout, as_json):
+    """Render `episode N --version V` (or `--all --version V`) once every input is verified."""
+    from runner.render import render as run_render
+    from runner.render import render_all
+
+    reg = _registry(ctx)
+    if all_episodes == bool(target):
+        raise click.UsageError("say `reg render episode N --version V` or `reg render --all --version V`")
+    if target and (len(target) != 2 or target[0] != "episode"):
+        raise click.UsageError("the target is `episode N`, e.g. `reg render episode 11 --version v8`")
+    on_event, on_line, close = _render_output(as_json, dry_run)
+    kwargs = dict(dry_run=dry_run, force=force, timeout=timeout, on_event=on_event, on_line=on_line)
+    try:
+        results = render_all(reg, version, **kwargs) if all_episodes else [run_render(reg, target[1], version, **kwargs)]
+    finally:
+        close()
+    for r in results:
+        if as_json:
+            _emit_jsonl({"event": "result", **_result_json(r)})
+        else:
+            click.echo(_format_result(r))
+    if all_episodes and not as_json:
+        click.echo(_format_summary(results))
+    states = {r.state for r in results}
+    if states & {"failed", "timed-out", "cancelled", "skipped"}:
+        sys.exit(4)
+    if "blocked" in states or (dry_run and any(not r.verdict.ok for r in results)):
+        sys.exit(BlockedError.exit_code)
+
+
+def _emit_jsonl(event: dict) -> None:
+    click.echo(json.dumps(event, default=str))
+
+
+def _render_output(as_json: bool, dry_run: bool):
+    """Event and line sinks: JSON lines, or the pipeline's own output plus a progress bar on a terminal."""
+    if as_json:
+        return _emit_jsonl, (lambda line: None), (lambda: None)
+    bar = {}
+    tty = sys.stderr.isatty() and not dry_run
+
+    def on_event(e):
+        if not tty or e["event"] not in ("step", "frames", "end"):
+            return
+        from tqdm import tqdm
+
+        if e["event"] == "step":
+            bar.setdefault("bar", tqdm(total=e["total"], unit="step", leave=False))
+            if e["index"]:
+                bar["bar"].update(1)
+            bar["bar"].set_description(e["step"])
+        elif e["event"] == "frames" and "bar" in bar:
+            bar["bar"].set_postfix_str(f"frame {e['done']}/{e['total']}")
+
+    def on_line(line: bytes):
+        text = line.decode(errors="replace").rstrip("\n")
+        if "bar" in bar:
+            bar["bar"].write(text)
+        else:
+            click.echo(text)
+
+    def close():
+        if "bar" in bar:
+            bar["bar"].close()
+
+    return on_event, on_line, close
+
+
+def _result_json(r) -> dict:
+    out = {"episode": r.episode, "version": r.version, "state": r.state, "run": r.run_id, "error": r.error,
+           "previous_run": r.previous_run, "outputs": r.outputs}
+    if r.verdict is not None:
+        out.update(inputs=r.verdict.inputs, blockers=r.verdict.blockers, actions=r.verdict.actions)
+    if r.plan is not None:
+        out["steps"] = [{"name": s.name, "argv": s.argv, "cwd": s.cwd, "env": s.env, "reads": s.reads,
+                         "outputs": s.outputs} for s in r.plan.steps]
+    return out
+
+
+def _format_result(r) -> str:
+    import shlex
+
+    head = f"episode {r.episode} {r.version}"
+    if r.state == "skipped":
+        return f"{head}: skipped: {r.error}"
+    lines = []
+    if r.state in ("dry-run", "blocked"):
+        lines.append(f"{head} ({r.plan.pipeline.name}, checkout {r.plan.steps[0].cwd})")
+        for s in r.plan.steps:
+            lines.append(f"  step {s.name}:  {shlex.join(s.argv)}")
+            if s.outputs:
+                lines.append(f"    writes {', '.join(s.outputs)}")
+        lines.append("  inputs:")
+        states = {b["asset"]: b["state"] for b in r.verdict.blockers}
+        for k, sha in r.verdict.inputs.items():
+            lines.append(f"    {k:26} {sha or states.get(k, '?')}")
+        if r.verdict.ok:
+            lines.append("  gate: every input present and verified; ready to render")
+        else:
+            verb = "refused" if r.state == "blocked" else "would refuse"
+            lines.append(f"  gate: {verb}; {len(r.verdict.blockers)} input(s) not verified. To unblock:")
+            states_by_version = {}
+            for i, a in enumerate(r.verdict.actions, 1):
+                lines += _format_action(i, a, states_by_version)
+        return "\n".join(lines)
+    if r.state == "up-to-date":
+        return f"{head} is up to date: run {r.previous_run} used the same commands, parameters and input bytes (--force to render again)"
+    if r.state == "succeeded":
+        lines.append(f"{head}: run {r.run_id} succeeded; {len(r.outputs)} output file(s) stored")
+        lines += [f"  {path}  {sha}" for path, sha in r.outputs.items()]
+        return "\n".join(lines)
+    return f"{head}: run {r.run_id} {r.state}: {r.error}\n  full log: reg log {r.run_id}"
+
+
+def _format_summary(results) -> str:
+    rows = [f"{'episode':>8}  {'state':11} {'run':>5}  note"]
+    for r in results:
+        note = r.error.splitlines()[0] if r.error else ""
+        rows.append(f"{r.episode:>8}  {r.state:11} {str(r.run_id or r.previous_run or '-'):>5}  {note}")
+    return "\n".join(rows)
+
+
+@cli.command()
+@click.option("--episode", help="Only this episode's runs.")
+@json_option
+@click.pass_context
+@handles_errors
+def runs(ctx, episode, as_json):
+    """Every recorded render: state, times, exit code (vanished ones are marked lost)."""
+    from registry import records
+    from runner.render import holder_alive
+
+    reg = _registry(ctx)
+    records.mark_lost(reg, holder_alive)
+    rows = [_run_summary(r) for r in records.runs(reg, episode)]
+    if as_json:
+        _emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['id']:>5}  episode {r['episode']} {r['version']:5} {r['state']:10} {r['started_at']}  "
+                   f"exit {r['exit_code']}")
+    if not rows:
+        click.echo("no runs recorded")
+
+
+def _run_summary(r) -> dict:
+    return {"id": r.id, "episode": r.episode, "version": r.version, "pipeline": r.pipeline, "state": r.state,
+            "exit_code": r.exit_code, "started_at": r.started_at.isoformat(timespec="seconds"),
+            "ended_at": r.ended_at.isoformat(timespec="seconds") if r.ended_at else None}
+
+
+def _run(reg, run_id: int):
+    from registry import records
+
+    run = records.get_run(reg, run_id)
+    if run is None:
+        raise RegError(f"No run {run_id}. `reg runs` lists the recorded runs.")
+    return run
+
+
+@cli.command()
+@click.argument("run_id", type=int)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing as the running render writes.")
+@click.pass_context
+@handles_errors
+def log(ctx, run_id, follow):
+    """Print a run's log (its steps' combined output)."""
+    import time
+
+    from registry import records
+
+    reg = _registry(ctx)
+    path = Path(_run(reg, run_id).run_dir) / "log.txt"
+    if not path.exists():
+        raise RegError(f"Run {run_id} has no log at {path} (it never started a step, or the run folder was removed).")
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 16)
+            if chunk:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+                continue
+            if not follow or records.get_run(reg, run_id).state != "running":
+                break
+            time.sleep(0.2)
+
+
+@cli.command()
+@click.argument("what")
+@click.argument("episode")
+@click.argument("version")
+@click.pass_context
+@handles_errors
+def promote(ctx, what, episode, version):
+    """`promote episode 11 v8`: make v8 production; the previous production version is kept as previous."""
+    from runner.render import promote as run_promote
+
+    if what != "episode":
+        raise click.UsageError("say `reg promote episode N VERSION`")
+    for (ep, v), state in sorted(run_promote(_registry(ctx), episode, version).items()):
+        click.echo(f"episode {ep} {v}: {state}")
+
+
+@cli.command()
+@click.argument("what")
+@click.argument("episode")
+@json_option
+@click.pass_context
+@handles_errors
+def versions(ctx, what, episode, as_json):
+    """`versions episode 11`: each version with its state and last run."""
+    from registry import records
+    from runner.plan import find_version
+    from runner.render import effective_state
+
+    if what != "episode":
+        raise click.UsageError("say `reg versions episode N`")
+    reg = _registry(ctx)
+    ep = reg.catalog.episodes.get(str(episode)) or find_version(reg, episode, "")
+    all_runs = records.runs(reg, ep.key)
+    rows = []
+    for v in ep.versions.values():
+        last = next((r for r in reversed(all_runs) if r.version == v.version), None)
+        rows.append({"version": v.version, "pipeline": v.pipeline, "state": effective_state(reg, ep.key, v.version),
+                     "last_run": _run_summary(last) if last else None, "note": v.note})
+    if as_json:
+        _emit_json(rows)
+        return
+    for r in rows:
+        last = f"run {r['last_run']['id']} {r['last_run']['state']}" if r["last_run"] else "never rendered here"
+        click.echo(f"{r['version']:5} {r['state']:10} {r['pipeline']:12} {last}  {r['note']}")
+
+
 # --- text formatting of the status report ---------------------------------------------------
 
 def _unblocks_phrase(unblocks: list[dict], states: dict) -> str:
@@ -304,7 +549,7 @@ def _unblocks_phrase(unblocks: list[dict], states: dict) -> str:
         by_version.setdefault(u["version"], []).append(u["episode"])
     parts = []
     for version, episodes in by_version.items():
-        lead = min(episodes, key=lambda e: (states[(e, version)] not in ("candidate", "production"), int(e) if e.isdigit() else e))
+        lead = min(episodes, key=lambda e: (states.get((e, version)) not in ("candidate", "production"), int(e) if e.isdigit() else e))
         rest = len(episodes) - 1
         parts.append(f"episode {lead} {version}" + (f" and the {rest} other {version} render{'s' * (rest > 1)}" if rest else ""))
     return "; ".join(parts)

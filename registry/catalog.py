@@ -68,6 +68,24 @@ class Licence:
 
 
 @dataclass(slots=True)
+class StepSpec:
+    """One command of a pipeline, as an argv template (never a shell string).
+
+    Placeholders: {python} (the venv's interpreter), {root} (the checkout), {run}/{out} (this
+    run's folder and its output folder), {input.ROLE} (an episode input's path; a Path, so
+    {input.reference.parent} works), {asset.KEY} (a catalogued file's path), {param.NAME},
+    {episode}, {version}. `reads` names what the step reads (input.ROLE, asset keys, step:NAME);
+    `outputs` the paths under {out} it writes.
+    """
+
+    name: str
+    argv: tuple[str, ...]
+    env: dict = field(default_factory=dict)
+    reads: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
 class Pipeline:
     key: str
     name: str
@@ -78,6 +96,8 @@ class Pipeline:
     environment: tuple[str, ...] = ()
     note: str = ""
     manifest: str = ""
+    env: dict = field(default_factory=dict)
+    steps: tuple[StepSpec, ...] = ()
 
 
 @dataclass(slots=True)
@@ -89,6 +109,7 @@ class EpisodeVersion:
     requires: tuple[str, ...] = ()
     params: dict = field(default_factory=dict)
     note: str = ""
+    inputs: dict = field(default_factory=dict)  # role -> asset key, on top of the episode's inputs
 
     @property
     def label(self) -> str:
@@ -131,6 +152,7 @@ class Catalog:
         """Every asset key an episode version needs: pipeline assets, episode inputs, extras."""
         keys = list(self.pipelines[version.pipeline].requires)
         keys += self.episodes[version.episode].inputs.values()
+        keys += version.inputs.values()
         keys += version.requires
         return list(dict.fromkeys(keys))
 
@@ -151,7 +173,7 @@ def shipped_manifest_files() -> list[Path]:
     return sorted(Path(str(p)) for p in base.iterdir() if p.name.endswith(".toml"))
 
 
-CACHE_FORMAT = 1  # bump when a dataclass above changes shape
+CACHE_FORMAT = 3  # bump when a dataclass above changes shape
 
 
 def load_catalog(extra_dir: Path | None = None, cache_file: Path | None = None) -> Catalog:
@@ -185,7 +207,9 @@ def _read_cache(cache_file: Path | None, signature: list) -> Catalog | None:
             assets={k: Asset(**{**a, "source": Source(**a["source"]), "filenames": tuple(a["filenames"]),
                                  "allow_globals": tuple(a["allow_globals"])}) for k, a in data["assets"].items()},
             licences={k: Licence(**{**v, "downloads": tuple(v["downloads"])}) for k, v in data["licences"].items()},
-            pipelines={k: Pipeline(**{**v, "requires": tuple(v["requires"]), "environment": tuple(v["environment"])})
+            pipelines={k: Pipeline(**{**v, "requires": tuple(v["requires"]), "environment": tuple(v["environment"]),
+                                      "steps": tuple(StepSpec(**{**st, "argv": tuple(st["argv"]), "reads": tuple(st["reads"]),
+                                                                 "outputs": tuple(st["outputs"])}) for st in v["steps"])})
                        for k, v in data["pipelines"].items()},
             episodes={k: Episode(e["key"], e["title"], e["inputs"],
                                  {vk: EpisodeVersion(**{**v, "requires": tuple(v["requires"])})
@@ -269,10 +293,19 @@ def _licence(path, key, e) -> Licence:
 
 
 def _pipeline(path, key, e) -> Pipeline:
-    _check_keys(path, key, e, {"name", "root", "venv", "repo", "requires", "environment", "note"}, {"name", "root"})
+    _check_keys(path, key, e, {"name", "root", "venv", "repo", "requires", "environment", "note", "env", "steps"},
+                {"name", "root"})
+    steps = []
+    for i, st in enumerate(e.get("steps", [])):
+        where = f"{key}.steps[{i}]"
+        _check_keys(path, where, st, {"name", "argv", "env", "reads", "outputs"}, {"name", "argv"})
+        steps.append(StepSpec(st["name"], _strings(path, where, "argv", st["argv"]), dict(st.get("env", {})),
+                              _strings(path, where, "reads", st.get("reads", [])),
+                              _strings(path, where, "outputs", st.get("outputs", []))))
     return Pipeline(key, e["name"], e["root"], e.get("venv", ""), e.get("repo", ""),
                     _strings(path, key, "requires", e.get("requires", [])),
-                    _strings(path, key, "environment", e.get("environment", [])), e.get("note", ""), str(path))
+                    _strings(path, key, "environment", e.get("environment", [])), e.get("note", ""), str(path),
+                    dict(e.get("env", {})), tuple(steps))
 
 
 def _source(path, key, s) -> Source:
@@ -317,10 +350,10 @@ def _episode(path, key, e) -> Episode:
     versions = {}
     for vkey, v in e["versions"].items():
         where = f"{key}.versions.{vkey}"
-        _check_keys(path, where, v, {"pipeline", "state", "requires", "params", "note"}, {"pipeline", "state"})
+        _check_keys(path, where, v, {"pipeline", "state", "requires", "params", "note", "inputs"}, {"pipeline", "state"})
         versions[vkey] = EpisodeVersion(key, vkey, v["pipeline"], _choice(path, where, "state", v["state"], VERSION_STATES),
                                         _strings(path, where, "requires", v.get("requires", [])),
-                                        dict(v.get("params", {})), v.get("note", ""))
+                                        dict(v.get("params", {})), v.get("note", ""), dict(v.get("inputs", {})))
     inputs = e.get("inputs", {})
     if not all(isinstance(v, str) for v in inputs.values()):
         raise _fail(path, key, "inputs must map a role to an asset key")
@@ -345,6 +378,6 @@ def _check_references(c: Catalog) -> None:
         for v in e.versions.values():
             if v.pipeline not in c.pipelines:
                 raise _fail(e.manifest, f"episodes.{e.key}.versions.{v.version}", f"pipeline '{v.pipeline}' is not defined")
-            for k in v.requires:
+            for k in (*v.requires, *v.inputs.values()):
                 if k not in c.assets:
                     raise _fail(e.manifest, f"episodes.{e.key}.versions.{v.version}", f"requires unknown asset '{k}'")

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, create_engine, event, text
 
 from .errors import RegError
 
-SCHEMA_HEAD = "0002"  # tests/test_migrations.py asserts this equals Alembic's head
+SCHEMA_HEAD = "0003"  # tests/test_migrations.py asserts this equals Alembic's head
 
 
 def migrations_dir() -> Path:

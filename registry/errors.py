@@ -42,3 +42,13 @@ class BlockedError(RegError):
     """Something the user asked for is blocked (`status --strict`, the render gate)."""
 
     exit_code = 3
+
+
+class RenderBusyError(RegError):
+    """Another process holds the render lock of this episode version."""
+
+
+class RenderFailedError(RegError):
+    """A render ran and did not succeed (a step failed, timed out, or was cancelled)."""
+
+    exit_code = 4

@@ -81,3 +81,51 @@ class SourceGate(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     detail: Mapped[str] = mapped_column(Text)
     seen_at: Mapped[datetime]
+
+
+class VersionState(Base):
+    """A promotion recorded on this registry; it overrides the manifest's state of a version."""
+
+    __tablename__ = "version_states"
+    episode: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    changed_at: Mapped[datetime]
+
+
+class Run(Base):
+    """One render of an episode version: what ran, on exactly which inputs, and what it made.
+
+    JSON columns keep the record append-only and self-contained: `commands` (argv per step),
+    `inputs` (asset key -> sha256), `environment` (python, packages, GPU), `outputs` (path -> sha256).
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_episode_version", "episode", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    episode: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(64))
+    pipeline: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed | timed-out | cancelled | lost
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    commands: Mapped[str] = mapped_column(Text)
+    inputs: Mapped[str] = mapped_column(Text)
+    environment: Mapped[str] = mapped_column(Text, default="{}")
+    outputs: Mapped[str] = mapped_column(Text, default="{}")
+    run_dir: Mapped[str] = mapped_column(Text)
+    host: Mapped[str] = mapped_column(String(255))
+    boot_id: Mapped[str] = mapped_column(String(64))
+    pid: Mapped[int]
+    exit_code: Mapped[int | None]
+    error: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class RenderLock(Base):
+    """At most one render of an episode version at a time, across processes sharing the registry."""
+
+    __tablename__ = "render_locks"
+    episode: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))

@@ -112,6 +112,17 @@ def record_stored(reg, sha256: str, size: int, subject: str, detail: str) -> Non
         s.add(Event(subject=subject, event="displaced", sha256=sha256, detail=detail, at=t))
 
 
+def record_object(reg, sha256: str, size: int) -> None:
+    """A store object made by reg itself (a render output)."""
+    from sqlalchemy.orm import Session
+
+    from .models import StoreObject
+
+    with Session(reg.engine) as s, s.begin():
+        if s.get(StoreObject, sha256) is None:
+            s.add(StoreObject(sha256=sha256, size=size, stored_at=now()))
+
+
 def record_check(reg, key: str, state: str, fp: Fingerprint | None, event: str | None, detail: str = "") -> None:
     """Verification outcome: new state (and fingerprint when the content matched)."""
     from sqlalchemy.orm import Session
@@ -160,3 +171,122 @@ def set_source_gate(reg, key: str, detail: str) -> None:
     with Session(reg.engine) as s, s.begin():
         s.merge(SourceGate(key=key, detail=detail, seen_at=t))
         s.add(Event(subject=key, event="fetch gated", sha256=None, detail=detail, at=t))
+
+
+# --- runs, render locks, version states ---------------------------------------------------
+
+def start_run(reg, fields: dict, holder_alive) -> int:
+    """Insert a running Run and take the (episode, version) render lock, in one transaction.
+
+    A lock whose run is no longer alive (`holder_alive(run)` is False: process gone, machine
+    rebooted) is released and its run marked lost first. A live holder raises RenderBusyError.
+    """
+    from sqlalchemy.exc import IntegrityError as DBIntegrityError
+    from sqlalchemy.orm import Session
+
+    from .errors import RenderBusyError
+    from .models import RenderLock, Run
+
+    key = (fields["episode"], fields["version"])
+    with Session(reg.engine) as s, s.begin():
+        lock = s.get(RenderLock, key)
+        if lock is not None:
+            holder = s.get(Run, lock.run_id)
+            if holder_alive(holder):
+                raise RenderBusyError(
+                    f"Episode {key[0]} {key[1]} is already rendering: run {holder.id}, pid {holder.pid} on "
+                    f"{holder.host}, started {holder.started_at:%Y-%m-%d %H:%M} UTC. Wait for it (`reg log "
+                    f"{holder.id} --follow`), or stop that process; a crashed run is detected and released.")
+            holder.state, holder.ended_at = "lost", now()
+            holder.error = "process vanished while running (machine rebooted or killed); detected by the next render"
+            s.delete(lock)
+            s.flush()
+        run = Run(state="running", started_at=now(), ended_at=None, exit_code=None, error="", outputs="{}",
+                  **fields)
+        s.add(run)
+        s.flush()
+        s.add(RenderLock(episode=key[0], version=key[1], run_id=run.id))
+        try:
+            s.flush()
+        except DBIntegrityError:
+            raise RenderBusyError(f"Episode {key[0]} {key[1]} was just locked by another render. "
+                                  "Try again when it ends (`reg runs`).") from None
+        return run.id
+
+
+def finish_run(reg, run_id: int, state: str, exit_code: int | None, error: str = "", **fields) -> None:
+    from sqlalchemy import delete
+    from sqlalchemy.orm import Session
+
+    from .models import RenderLock, Run
+
+    with Session(reg.engine) as s, s.begin():
+        run = s.get(Run, run_id)
+        run.state, run.exit_code, run.error, run.ended_at = state, exit_code, error, now()
+        for k, v in fields.items():
+            setattr(run, k, v)
+        s.execute(delete(RenderLock).where(RenderLock.run_id == run_id))
+
+
+def mark_lost(reg, holder_alive) -> list[int]:
+    """Runs recorded as running whose process is gone become lost; their locks are released."""
+    from sqlalchemy import delete, select
+    from sqlalchemy.orm import Session
+
+    from .models import RenderLock, Run
+
+    lost = []
+    with Session(reg.engine) as s, s.begin():
+        for run in s.scalars(select(Run).where(Run.state == "running")):
+            if not holder_alive(run):
+                run.state, run.ended_at = "lost", now()
+                run.error = "process vanished while running (machine rebooted or killed)"
+                s.execute(delete(RenderLock).where(RenderLock.run_id == run.id))
+                lost.append(run.id)
+    return lost
+
+
+def runs(reg, episode: str | None = None, version: str | None = None) -> list:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from .models import Run
+
+    q = select(Run).order_by(Run.id)
+    if episode is not None:
+        q = q.where(Run.episode == str(episode))
+    if version is not None:
+        q = q.where(Run.version == version)
+    with Session(reg.engine) as s:
+        rows = list(s.scalars(q))
+        s.expunge_all()
+    return rows
+
+
+def get_run(reg, run_id: int):
+    from sqlalchemy.orm import Session
+
+    from .models import Run
+
+    with Session(reg.engine) as s:
+        run = s.get(Run, run_id)
+        if run is not None:
+            s.expunge(run)
+    return run
+
+
+def version_states(reg) -> dict[tuple[str, str], str]:
+    with reg.engine.connect() as c:
+        return {(r[0], r[1]): r[2] for r in c.execute(text("SELECT episode, version, state FROM version_states"))}
+
+
+def set_version_states(reg, changes: dict[tuple[str, str], str]) -> None:
+    from sqlalchemy.orm import Session
+
+    from .models import Event, VersionState
+
+    t = now()
+    with Session(reg.engine) as s, s.begin():
+        for (episode, version), state in changes.items():
+            s.merge(VersionState(episode=episode, version=version, state=state, changed_at=t))
+            s.add(Event(subject=f"episode:{episode}", event=f"{version} {state}", sha256=None, detail="", at=t))

@@ -118,7 +118,13 @@ def build_status(reg) -> dict:
     gates = records.source_gates(reg)
     actions: dict[str, dict] = {}
     blocker_action: dict[str, str] = {}
-    urgent = {k for v in catalog.all_versions() if v.state in ("production", "candidate") for k in catalog.version_inputs(v)}
+    overrides = records.version_states(reg)  # promotions recorded here win over the manifests
+
+    def state_of(v) -> str:
+        return overrides.get((v.episode, v.version), v.state)
+
+    urgent = {k for v in catalog.all_versions() if state_of(v) in ("production", "candidate")
+              for k in catalog.version_inputs(v)}
     for key, info in sorted(states.items(), key=lambda kv: kv[0] not in urgent):  # urgent files lead each action
         if info["state"] == "verified":
             continue
@@ -135,7 +141,7 @@ def build_status(reg) -> dict:
     for v in catalog.all_versions():
         blockers = [{"asset": k, "state": states[k]["state"], "action": blocker_action[k]}
                     for k in catalog.version_inputs(v) if states[k]["state"] != "verified"]
-        versions.append({"episode": v.episode, "version": v.version, "pipeline": v.pipeline, "state": v.state,
+        versions.append({"episode": v.episode, "version": v.version, "pipeline": v.pipeline, "state": state_of(v),
                          "ready": not blockers, "blockers": blockers, "note": v.note})
         for aid in dict.fromkeys(b["action"] for b in blockers):
             actions[aid]["unblocks"].append({"episode": v.episode, "version": v.version})

@@ -1,0 +1,35 @@
+"""The gate: a render starts only when every input is registered, present and verified."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .plan import Plan
+
+
+@dataclass
+class GateVerdict:
+    ok: bool
+    inputs: dict[str, str | None]  # asset key -> verified sha256 (None when not verified)
+    blockers: list[dict] = field(default_factory=list)  # {"asset", "state", "action"} as in `reg status`
+    actions: list[dict] = field(default_factory=list)  # the status actions that clear them, same wording
+
+
+def check(reg, plan: Plan) -> GateVerdict:
+    """Stat every input right now (a file changed since verification is rehashed), then judge."""
+    from registry.status import build_status
+    from registry.verify import verify
+
+    verify(reg, plan.inputs)
+    report = build_status(reg)
+    states = report["assets"]
+    blockers = [{"asset": k, "state": states[k]["state"], "action": _action_id(report, k)}
+                for k in plan.inputs if states[k]["state"] != "verified"]
+    ids = {b["action"] for b in blockers}
+    actions = [a for a in report["owner_actions"] + report["machine_actions"] if a["id"] in ids]
+    inputs = {k: states[k]["sha256"] if states[k]["state"] == "verified" else None for k in plan.inputs}
+    return GateVerdict(not blockers, inputs, blockers, actions)
+
+
+def _action_id(report: dict, key: str) -> str:
+    return next(a["id"] for a in report["owner_actions"] + report["machine_actions"] if key in a["assets"])

@@ -1,0 +1,153 @@
+"""`reg render`: plan -> gate -> (up to date?) -> lock and record -> execute -> store outputs -> record.
+
+Nothing is launched and no run is written unless the gate passes; every run that starts ends as
+succeeded, failed, timed-out, cancelled, or (if its process vanished) lost, never running for ever.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from registry import records
+
+from . import execute, gate
+from .plan import Plan, find_version, resolve
+
+Events = Callable[[dict], None]
+
+
+def _quiet(_event: dict) -> None:
+    pass
+
+
+@dataclass
+class RenderResult:
+    episode: str
+    version: str
+    state: str  # dry-run | blocked | up-to-date | succeeded | failed | timed-out | cancelled
+    plan: Plan | None
+    verdict: gate.GateVerdict | None
+    run_id: int | None = None
+    error: str = ""
+    previous_run: int | None = None
+    outputs: dict = field(default_factory=dict)
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def holder_alive(run) -> bool:
+    """Is the process that recorded this run still running it? Unknown hosts count as alive."""
+    if run is None:
+        return False
+    if run.host != socket.gethostname():
+        return True  # another machine's run: only that machine can tell
+    if run.boot_id and run.boot_id != boot_id():
+        return False  # this machine rebooted since
+    try:
+        os.kill(run.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def render(reg, episode: str, version: str, *, dry_run: bool = False, force: bool = False,
+           timeout: float | None = None, on_event: Events = _quiet,
+           on_line: Callable[[bytes], None] = lambda _l: None) -> RenderResult:
+    run_dir = reg.root / "runs" / f"{episode}-{version}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    plan = resolve(reg, str(episode), version, run_dir)
+    verdict = gate.check(reg, plan)
+    result = RenderResult(plan.version.episode, version, "dry-run", plan, verdict)
+    on_event({"event": "gate", "episode": result.episode, "version": version, "ok": verdict.ok,
+              "blockers": verdict.blockers})
+    if dry_run:
+        return result
+    if not verdict.ok:
+        result.state = "blocked"
+        return result
+    fingerprint = plan.fingerprint(verdict.inputs)
+    done = [r for r in records.runs(reg, result.episode, version) if r.state == "succeeded"]
+    if done and done[-1].fingerprint == fingerprint and not force:
+        result.state, result.previous_run = "up-to-date", done[-1].id
+        return result
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    run_id = records.start_run(reg, {
+        "episode": result.episode, "version": version, "pipeline": plan.pipeline.key, "fingerprint": fingerprint,
+        "commands": json.dumps([{"step": s.name, "argv": s.argv, "cwd": s.cwd, "env": s.env} for s in plan.steps]),
+        "inputs": json.dumps(verdict.inputs), "run_dir": str(run_dir), "host": socket.gethostname(),
+        "boot_id": boot_id(), "pid": os.getpid(), "environment": "{}"}, holder_alive)
+    result.run_id = run_id
+    on_event({"event": "start", "run": run_id, "run_dir": str(run_dir)})
+    state, exit_code, error, outputs, environment = "failed", None, "", {}, {}
+    try:
+        environment = execute.environment_facts(plan)
+        deadline = time.monotonic() + timeout if timeout else None
+        with execute.Cancellation() as cancel:
+            outcome = execute.run_steps(plan, run_dir / "log.txt", deadline, cancel, on_event, on_line)
+        state, exit_code, error = outcome.state, outcome.exit_code, outcome.error
+        if state == "succeeded":
+            outputs = store_outputs(reg, plan.out_dir)
+    except BaseException as exc:  # never leave a run "running": record why it ended
+        error = f"reg stopped: {type(exc).__name__}: {exc}"
+        raise
+    finally:
+        records.finish_run(reg, run_id, state, exit_code, error, outputs=json.dumps(outputs),
+                           environment=json.dumps(environment))
+        on_event({"event": "end", "run": run_id, "state": state, "exit_code": exit_code})
+    result.state, result.error, result.outputs = state, error, outputs
+    return result
+
+
+def store_outputs(reg, out_dir: Path) -> dict[str, str]:
+    """Every file a run wrote goes into the object store: a result traces to its bytes."""
+    outputs = {}
+    for path in sorted(p for p in out_dir.rglob("*") if p.is_file() and not p.is_symlink()):
+        staged = reg.store.stage_file(path)
+        reg.store.commit(staged)
+        records.record_object(reg, staged.sha256, staged.size)
+        outputs[str(path.relative_to(out_dir))] = staged.sha256
+    return outputs
+
+
+def render_all(reg, version: str, **kwargs) -> list[RenderResult]:
+    """Every episode that has this version; up-to-date ones skip, a failure does not stop the rest."""
+    from registry.errors import RegError
+
+    results = []
+    for key, ep in reg.catalog.episodes.items():
+        if version not in ep.versions:
+            continue
+        try:
+            results.append(render(reg, key, version, **kwargs))
+        except RegError as exc:  # e.g. another process renders this one: note it, go on
+            results.append(RenderResult(key, version, "skipped", None, None, error=str(exc)))
+    return results
+
+
+def effective_state(reg, episode: str, version: str, overrides: dict | None = None) -> str:
+    overrides = records.version_states(reg) if overrides is None else overrides
+    return overrides.get((str(episode), version), reg.catalog.episodes[str(episode)].versions[version].state)
+
+
+def promote(reg, episode: str, version: str) -> dict[tuple[str, str], str]:
+    """Make a version production; the version(s) in production so far become previous."""
+    find_version(reg, episode, version)
+    overrides = records.version_states(reg)
+    changes = {(str(episode), v): "previous" for v in reg.catalog.episodes[str(episode)].versions
+               if v != version and effective_state(reg, episode, v, overrides) == "production"}
+    changes[(str(episode), version)] = "production"
+    records.set_version_states(reg, changes)
+    return changes
