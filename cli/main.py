@@ -204,16 +204,25 @@ def list_assets(ctx, as_json):
 
 @cli.command()
 @click.argument("key")
+@click.argument("run_id", required=False, type=int)
 @json_option
 @click.pass_context
 @handles_errors
-def show(ctx, key, as_json):
-    """One asset's (or licence's) whole record and history."""
+def show(ctx, key, run_id, as_json):
+    """One asset's (or licence's) whole record and history; `show run ID` for a render."""
     from registry import records
     from registry.status import asset_states
 
     reg = _registry(ctx)
-    if key in reg.catalog.licences:
+    if key == "run":
+        if run_id is None:
+            raise click.UsageError("say `reg show run ID` (`reg runs` lists them)")
+        run = _run(reg, run_id)
+        data = {**_run_summary(run), "run_dir": run.run_dir, "fingerprint": run.fingerprint, "host": run.host,
+                "pid": run.pid, "error": run.error, "inputs": json.loads(run.inputs),
+                "commands": json.loads(run.commands), "environment": json.loads(run.environment),
+                "outputs": json.loads(run.outputs)}
+    elif key in reg.catalog.licences:
         lic = reg.catalog.licences[key]
         rec = records.licence_records(reg).get(key)
         data = {"licence": _fields(lic),
@@ -231,6 +240,8 @@ def show(ctx, key, as_json):
         _emit_json(data)
         return
     for k, v in data.items():
+        if k == "environment" and isinstance(v, dict) and "packages" in v:
+            v = {**v, "packages": f"{len(v['packages'])} packages (--json lists them)"}
         if k == "history":
             click.echo("history:")
             for e in v or [{"at": "-", "event": "none yet", "detail": ""}]:

@@ -1,0 +1,266 @@
+"""The render runner with a small real pipeline: its own virtualenv, real subprocesses, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from factories import write_flame_fixed
+
+TOY = Path(__file__).parent / "toy"
+
+
+@pytest.fixture(scope="session")
+def toy_venv(tmp_path_factory) -> Path:
+    """The pipeline's own virtualenv (no pip: the toy needs only the standard library)."""
+    venv = tmp_path_factory.mktemp("toy") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    return venv
+
+
+def _manifest(checkout: Path, venv: Path, marker: Path) -> str:
+    episodes = ""
+    for ep, fail in (("901", "no"), ("902", "yes")):
+        episodes += f'''
+[assets."toy{ep}.audio"]
+kind = "media"
+path = "toy/{ep}/audio.wav"
+validator = "wav"
+source = {{ owner = "audio" }}
+
+[episodes.{ep}]
+inputs = {{ audio = "toy{ep}.audio" }}
+versions.v1 = {{ pipeline = "toy", state = "candidate", params = {{ frames = "3", sleep = "0", fail = "{fail}" }} }}
+versions.v2 = {{ pipeline = "toy", state = "planned", params = {{ frames = "2", sleep = "0", fail = "no" }} }}
+versions.slow = {{ pipeline = "toy", state = "planned", params = {{ frames = "100", sleep = "0.2", fail = "no" }} }}
+'''
+    return f'''
+[pipelines.toy]
+name = "Toy pipeline"
+root = "{checkout}"
+venv = "{venv}"
+requires = ["toy_weights"]
+
+[[pipelines.toy.steps]]
+name = "prepare"
+argv = ["{{python}}", "-c", "import pathlib; pathlib.Path('{marker}').write_text('launched')"]
+
+[[pipelines.toy.steps]]
+name = "render"
+argv = ["{{python}}", "render.py", "--weights", "{{asset.toy_weights}}", "--audio", "{{input.audio}}",
+        "--out", "{{out}}/episode.txt", "--frames", "{{param.frames}}", "--sleep", "{{param.sleep}}",
+        "--fail", "{{param.fail}}", "--pidfile", "{{run}}/child.pid"]
+reads = ["toy_weights", "input.audio"]
+outputs = ["{{out}}/episode.txt"]
+
+[assets.toy_weights]
+kind = "weights"
+pipeline = "toy"
+path = "weights/model.bin"
+source = {{ url = "http://example.invalid/model.bin" }}
+''' + episodes
+
+
+@pytest.fixture
+def toy(reg, tmp_path, toy_venv):
+    checkout = tmp_path / "toy-checkout"
+    checkout.mkdir()
+    (checkout / "render.py").write_text((TOY / "render.py").read_text())
+    marker = tmp_path / "launched"
+    (reg.root / "manifests").mkdir(parents=True, exist_ok=True)
+    (reg.root / "manifests" / "toy.toml").write_text(_manifest(checkout, toy_venv, marker))
+    reg.marker = marker
+    reg.checkout = checkout
+    return reg
+
+
+def _add_inputs(reg, tmp_path, episodes=("901", "902"), link="symlink"):
+    weights = tmp_path / "in" / "model.bin"
+    weights.parent.mkdir(exist_ok=True)
+    weights.write_bytes(b"weights v1")
+    assert reg("add", weights, "--as", "toy_weights", "--link", link).exit_code == 0
+    for ep in episodes:
+        audio = tmp_path / "in" / f"{ep}.wav"
+        audio.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt " + ep.encode())
+        assert reg("add", audio, "--as", f"toy{ep}.audio").exit_code == 0
+    return weights
+
+
+def _runs(reg, *args):
+    return reg.json("runs", *args)[1]
+
+
+def _reg_process(reg, *args) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.Popen([sys.executable, "-m", "cli.main", "--root", str(reg.root), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for(predicate, timeout=20.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _child_pid(reg) -> int:
+    run = _runs(reg)[-1]
+    pidfile = Path(reg.json("show", "run", str(run["id"]))[1]["run_dir"]) / "child.pid"
+    _wait_for(lambda: pidfile.exists() and pidfile.read_text())
+    return int(pidfile.read_text())
+
+
+def test_refused_when_an_input_is_missing(toy, tmp_path):
+    result = toy("render", "episode", "901", "--version", "v1")
+    assert result.exit_code == 3
+    assert "toy_weights" in result.stdout and "refused" in result.stdout and "reg fetch toy_weights" in result.stdout
+    assert not toy.marker.exists() and _runs(toy) == [] and not (toy.root / "runs").exists()
+
+
+def test_refused_when_an_input_changed_since_verification(toy, tmp_path):
+    _add_inputs(toy, tmp_path, link="copy")
+    placed = toy.checkout / "weights" / "model.bin"
+    placed.write_bytes(b"weights v2")  # same size, new bytes and mtime
+    result = toy("render", "episode", "901", "--version", "v1")
+    assert result.exit_code == 3 and "changed" in result.stdout and "reg verify toy_weights" in result.stdout
+    assert not toy.marker.exists() and _runs(toy) == []
+
+
+def test_successful_render_is_recorded_with_logs_hashes_and_outputs(toy, tmp_path, toy_venv):
+    _add_inputs(toy, tmp_path)
+    result = toy("render", "episode", "901", "--version", "v1")
+    assert result.exit_code == 0, result.output
+    assert "frame 3/3" in result.stdout and "succeeded" in result.stdout
+    run = _runs(toy)[0]
+    assert run["state"] == "succeeded" and run["exit_code"] == 0
+    code, record = toy.json("show", "run", str(run["id"]))
+    weights_sha = toy.json("show", "toy_weights")[1]["record"]["sha256"]
+    assert record["inputs"]["toy_weights"] == weights_sha
+    assert record["commands"][1]["argv"][0] == str(toy_venv / "bin" / "python")
+    assert record["environment"]["executable"].startswith(str(toy_venv))
+    out_sha = record["outputs"]["episode.txt"]
+    stored = toy.root / "objects" / "sha256" / out_sha[:2] / out_sha[2:]
+    assert stored.read_text().startswith("rendered 3 frames")
+    log = toy("log", str(run["id"]))
+    assert "frame 2/3" in log.stdout and "$ " in log.stdout
+
+
+def test_failing_step_records_exit_code_and_log_tail(toy, tmp_path):
+    _add_inputs(toy, tmp_path)
+    result = toy("render", "episode", "902", "--version", "v1")
+    assert result.exit_code == 4 and "exited with 2" in result.stdout
+    run = _runs(toy)[0]
+    assert run["state"] == "failed" and run["exit_code"] == 2
+    record = toy.json("show", "run", str(run["id"]))[1]
+    assert "CUDA out of memory" in record["error"] and record["outputs"] == {}
+
+
+def test_timeout_stops_the_process_group(toy, tmp_path):
+    _add_inputs(toy, tmp_path)
+    result = toy("render", "episode", "901", "--version", "slow", "--timeout", "1.5")
+    assert result.exit_code == 4 and "timed out" in result.stdout
+    run = _runs(toy)[0]
+    assert run["state"] == "timed-out"
+    pid = int((Path(toy.json("show", "run", str(run["id"]))[1]["run_dir"]) / "child.pid").read_text())
+    assert not _alive(pid)
+
+
+def test_sigterm_cancels_and_records(toy, tmp_path):
+    _add_inputs(toy, tmp_path)
+    proc = _reg_process(toy, "render", "episode", "901", "--version", "slow")
+    _wait_for(lambda: _runs(toy) != [])
+    child = _child_pid(toy)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 4
+    assert _runs(toy)[0]["state"] == "cancelled"
+    _wait_for(lambda: not _alive(child))
+
+
+def test_second_concurrent_render_is_refused(toy, tmp_path):
+    _add_inputs(toy, tmp_path)
+    proc = _reg_process(toy, "render", "episode", "901", "--version", "slow")
+    try:
+        _wait_for(lambda: _runs(toy) != [])
+        second = toy("render", "episode", "901", "--version", "slow", "--force")
+        assert second.exit_code == 1 and "already rendering" in second.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+def test_vanished_run_is_marked_lost_and_releases_the_lock(toy, tmp_path):
+    _add_inputs(toy, tmp_path)
+    proc = _reg_process(toy, "render", "episode", "901", "--version", "slow")
+    _wait_for(lambda: _runs(toy) != [])
+    child = _child_pid(toy)
+    proc.kill()  # kill -9: no chance to record anything
+    proc.wait()
+    os.killpg(child, signal.SIGKILL)
+    assert _runs(toy)[0]["state"] == "lost"
+    assert toy("render", "episode", "901", "--version", "v2").exit_code == 0
+
+
+def test_up_to_date_render_is_skipped_unless_forced(toy, tmp_path):
+    _add_inputs(toy, tmp_path)
+    assert toy("render", "episode", "901", "--version", "v1").exit_code == 0
+    again = toy("render", "episode", "901", "--version", "v1")
+    assert again.exit_code == 0 and "up to date" in again.stdout and len(_runs(toy)) == 1
+    forced = toy("render", "episode", "901", "--version", "v1", "--force")
+    assert forced.exit_code == 0 and len(_runs(toy)) == 2
+
+
+def test_render_all_continues_past_a_failure_and_resumes(toy, tmp_path):
+    _add_inputs(toy, tmp_path)
+    result = toy("render", "--all", "--version", "v1")
+    assert result.exit_code == 4
+    assert [(r["episode"], r["state"]) for r in _runs(toy)] == [("901", "succeeded"), ("902", "failed")]
+    assert "     901  succeeded" in result.stdout and "     902  failed" in result.stdout
+    again = toy("render", "--all", "--version", "v1")
+    assert "     901  up-to-date" in again.stdout and len(_runs(toy)) == 3
+
+
+def test_promote_keeps_the_old_production_as_previous(toy, tmp_path):
+    _add_inputs(toy, tmp_path)
+    toy("render", "episode", "901", "--version", "v2")
+    assert toy("promote", "episode", "901", "v1").exit_code == 0
+    out = toy("promote", "episode", "901", "v2")
+    assert "901 v1: previous" in out.stdout and "901 v2: production" in out.stdout
+    rows = {r["version"]: r for r in toy.json("versions", "episode", "901")[1]}
+    assert rows["v2"]["state"] == "production" and rows["v1"]["state"] == "previous"
+    assert rows["v2"]["last_run"]["state"] == "succeeded"
+    _, doc = toy.json("status")
+    assert {(v["episode"], v["version"]) for v in doc["production"]} >= {("901", "v2")}
+
+
+def test_shipped_v8_dry_run_shows_cap4d_commands_and_the_flame_blocker(reg):
+    result = reg("render", "episode", "11", "--version", "v8", "--dry-run")
+    assert result.exit_code == 3
+    out = result.stdout
+    assert "cap4d/inference/generate_images.py" in out and "gaussianavatars/train.py" in out
+    assert "gaussianavatars/animate.py" in out and "Register for FLAME" in out and "reg add FLAME2023.zip" in out
+    assert _runs(reg) == []
+
+
+def test_dry_run_of_a_ready_version_runs_nothing(toy, tmp_path):
+    _add_inputs(toy, tmp_path)
+    code, = [toy("render", "episode", "901", "--version", "v1", "--dry-run").exit_code]
+    assert code == 0 and not toy.marker.exists() and _runs(toy) == []
+    events = [json.loads(line) for line in toy("render", "episode", "901", "--version", "v1", "--json").stdout.splitlines()]
+    assert [e["event"] for e in events][0] == "gate" and events[-1]["state"] == "succeeded"
