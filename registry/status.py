@@ -99,7 +99,7 @@ def _action_for(reg, asset: Asset, state: str, path: str, licences: dict, gates:
         "steps": [f"download {src.url}" + (f" ({asset.size:,} bytes)" if asset.size else "")], "commands": []}
 
 
-def _add_command(asset: Asset, action_id: str) -> str | None:
+def add_command(asset: Asset, action_id: str) -> str | None:
     """The `reg add` line that completes an action once the file is at hand."""
     kind = action_id.split(":")[0]
     if kind == "licence":
@@ -132,7 +132,7 @@ def build_status(reg) -> dict:
         aid, body = _action_for(reg, asset, info["state"], info["path"], licences, gates)
         act = actions.setdefault(aid, {"id": aid, **body, "assets": [], "unblocks": [], "pipelines": []})
         act["assets"].append(key)
-        cmd = _add_command(asset, aid)
+        cmd = add_command(asset, aid)
         if cmd and cmd not in act["commands"]:
             act["commands"].append(cmd)
         blocker_action[key] = aid

@@ -25,10 +25,23 @@ def check(reg, plan: Plan) -> GateVerdict:
     states = report["assets"]
     blockers = [{"asset": k, "state": states[k]["state"], "action": _action_id(report, k)}
                 for k in plan.inputs if states[k]["state"] != "verified"]
-    ids = {b["action"] for b in blockers}
-    actions = [a for a in report["owner_actions"] + report["machine_actions"] if a["id"] in ids]
+    actions = _actions_for(reg, report, blockers)
     inputs = {k: states[k]["sha256"] if states[k]["state"] == "verified" else None for k in plan.inputs}
     return GateVerdict(not blockers, inputs, blockers, actions)
+
+
+def _actions_for(reg, report: dict, blockers: list[dict]) -> list[dict]:
+    """The status actions for these blockers, narrowed to this render's files (same wording)."""
+    from registry.status import add_command
+
+    mine = {b["asset"] for b in blockers}
+    out = []
+    for a in report["owner_actions"] + report["machine_actions"]:
+        assets = [k for k in a["assets"] if k in mine]
+        if assets:
+            commands = [c for c in dict.fromkeys(add_command(reg.catalog.assets[k], a["id"]) for k in assets) if c]
+            out.append({**a, "assets": assets, "commands": commands or a["commands"], "unblocks": [], "pipelines": []})
+    return out
 
 
 def _action_id(report: dict, key: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from factories import write_flame_fixed
 
-TOY = Path(__file__).parent / "toy"
+TOY = Path(__file__).resolve().parents[1] / "examples" / "demo"  # the README demo pipeline
 
 
 @pytest.fixture(scope="session")

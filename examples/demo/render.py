@@ -1,4 +1,4 @@
-"""A small real pipeline for the runner's tests: reads its inputs, reports frames, writes a video-like file."""
+"""A small real pipeline (README demo and the runner tests): reads its inputs, reports frames, writes a file."""
 
 import argparse
 import hashlib
