@@ -391,7 +391,8 @@ def _result_json(r) -> dict:
     out = {"episode": r.episode, "version": r.version, "state": r.state, "run": r.run_id, "error": r.error,
            "previous_run": r.previous_run, "outputs": r.outputs}
     if r.verdict is not None:
-        out.update(inputs=r.verdict.inputs, blockers=r.verdict.blockers, actions=r.verdict.actions)
+        out.update(inputs=r.verdict.inputs, blockers=r.verdict.blockers, actions=r.verdict.actions,
+                   problems=r.verdict.problems)
     if r.plan is not None:
         out["steps"] = [{"name": s.name, "argv": s.argv, "cwd": s.cwd, "env": s.env, "reads": s.reads,
                          "outputs": s.outputs} for s in r.plan.steps]
@@ -415,11 +416,14 @@ def _format_result(r) -> str:
         states = {b["asset"]: b["state"] for b in r.verdict.blockers}
         for k, sha in r.verdict.inputs.items():
             lines.append(f"    {k:26} {sha or states.get(k, '?')}")
+        for problem in r.verdict.problems:
+            lines.append(f"  environment: {problem}")
         if r.verdict.ok:
             lines.append("  gate: every input present and verified; ready to render")
         else:
             verb = "refused" if r.state == "blocked" else "would refuse"
-            lines.append(f"  gate: {verb}; {len(r.verdict.blockers)} input(s) not verified. To unblock:")
+            lines.append(f"  gate: {verb}; {len(r.verdict.blockers)} input(s) not verified, "
+                         f"{len(r.verdict.problems)} environment problem(s)." + (" To unblock:" if r.verdict.actions else ""))
             states_by_version = {}
             for i, a in enumerate(r.verdict.actions, 1):
                 lines += _format_action(i, a, states_by_version)

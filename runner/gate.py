@@ -13,6 +13,7 @@ class GateVerdict:
     inputs: dict[str, str | None]  # asset key -> verified sha256 (None when not verified)
     blockers: list[dict] = field(default_factory=list)  # {"asset", "state", "action"} as in `reg status`
     actions: list[dict] = field(default_factory=list)  # the status actions that clear them, same wording
+    problems: list[str] = field(default_factory=list)  # checkout or virtualenv missing
 
 
 def check(reg, plan: Plan) -> GateVerdict:
@@ -27,7 +28,27 @@ def check(reg, plan: Plan) -> GateVerdict:
                 for k in plan.inputs if states[k]["state"] != "verified"]
     actions = _actions_for(reg, report, blockers)
     inputs = {k: states[k]["sha256"] if states[k]["state"] == "verified" else None for k in plan.inputs}
-    return GateVerdict(not blockers, inputs, blockers, actions)
+    problems = environment_problems(reg, plan)
+    return GateVerdict(not blockers and not problems, inputs, blockers, actions, problems)
+
+
+def environment_problems(reg, plan: Plan) -> list[str]:
+    """A checkout or virtualenv that is not there would fail the first step; say so up front."""
+    import os
+
+    from .plan import python_of
+
+    p = plan.pipeline
+    root = reg.pipeline_root(p.key)
+    problems = []
+    if not root.is_dir():
+        problems.append(f"the {p.name} checkout {root} does not exist: clone {p.repo or 'it'} there, or point reg "
+                        f"at yours with `reg config pipelines.{p.key}.root PATH`")
+    python = python_of(reg, p)
+    if p.venv and not os.access(python, os.X_OK):
+        problems.append(f"the virtualenv interpreter {python} does not exist: create the venv ({p.venv}) and "
+                        f"install {p.name}'s requirements in it")
+    return problems
 
 
 def _actions_for(reg, report: dict, blockers: list[dict]) -> list[dict]:

@@ -264,3 +264,11 @@ def test_dry_run_of_a_ready_version_runs_nothing(toy, tmp_path):
     assert code == 0 and not toy.marker.exists() and _runs(toy) == []
     events = [json.loads(line) for line in toy("render", "episode", "901", "--version", "v1", "--json").stdout.splitlines()]
     assert [e["event"] for e in events][0] == "gate" and events[-1]["state"] == "succeeded"
+
+
+def test_missing_checkout_or_venv_refuses_before_launch(toy, tmp_path):
+    _add_inputs(toy, tmp_path)
+    assert toy("config", "pipelines.toy.root", tmp_path / "nowhere").exit_code == 0
+    result = toy("render", "episode", "901", "--version", "v1")
+    assert result.exit_code == 3 and "checkout" in result.stdout and "reg config pipelines.toy.root" in result.stdout
+    assert _runs(toy) == [] and not toy.marker.exists()
