@@ -38,3 +38,20 @@ def median_of(fn, repeat: int = 5) -> float:
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     return f"{cpu}, {os.cpu_count()} cores, Python {sys.version.split()[0]}"
+
+
+def write_random(path: Path, mib: int) -> Path:
+    """A file of random bytes (incompressible, so no file system shortcut flatters reg)."""
+    with open(path, "wb") as f:
+        for _ in range(max(1, mib // 64)):
+            f.write(os.urandom(min(mib, 64) << 20))
+    return path
+
+
+def fresh_registry(root: Path, manifest: str, placed: Path) -> None:
+    """An empty, migrated registry whose only manifest is `manifest`; nothing placed yet."""
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(placed, ignore_errors=True)
+    (root / "manifests").mkdir(parents=True)
+    (root / "manifests" / "bench.toml").write_text(manifest)
+    subprocess.run([REG, "--root", root, "status", "--json"], check=True, stdout=subprocess.DEVNULL)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import REG, machine, timed
+from _common import REG, fresh_registry, machine, timed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from hubserver import Hub, serve  # noqa: E402
@@ -36,17 +35,13 @@ def main() -> None:
                     f'path = "{tmp}/placed/blob.bin"\nsource = {{ huggingface = "bench/models", file = "blob.bin" }}\n')
         env = {"HF_ENDPOINT": url, "HF_HOME": str(tmp / "hf-home"), "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 
-        def fresh_registry():
-            shutil.rmtree(root, ignore_errors=True)
-            shutil.rmtree(tmp / "placed", ignore_errors=True)
-            (root / "manifests").mkdir(parents=True)
-            (root / "manifests" / "bench.toml").write_text(manifest)
-            subprocess.run([REG, "--root", root, "status", "--json"], check=True, stdout=subprocess.DEVNULL)
+        def fresh():
+            fresh_registry(root, manifest, tmp / "placed")
 
         plain = timed([sys.executable, "-c", "import sys; from huggingface_hub import hf_hub_download; "
                        "hf_hub_download('bench/models', 'blob.bin', cache_dir=sys.argv[1])", cache],
                       a.repeat, env, before=lambda: shutil.rmtree(cache, ignore_errors=True))
-        reg = timed([REG, "--root", root, "fetch", "bench.blob", "--json"], a.repeat, env, before=fresh_registry)
+        reg = timed([REG, "--root", root, "fetch", "bench.blob", "--json"], a.repeat, env, before=fresh)
     server.shutdown()
     print(f"machine: {machine()}")
     print(f"file: {a.mib} MiB from a local Hub stand-in (loopback), best of {a.repeat}")

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-from _common import REG, machine, timed
+from _common import REG, fresh_registry, machine, timed, write_random
 
 
 def main() -> None:
@@ -25,26 +24,19 @@ def main() -> None:
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         tmp = Path(tmp)
-        blob = tmp / "blob.bin"
-        with open(blob, "wb") as f:
-            for _ in range(int(a.gib * 1024 / 64)):
-                f.write(os.urandom(64 << 20))
+        blob = write_random(tmp / "blob.bin", int(a.gib * 1024))
         root = tmp / "reg"
         manifest = ('[assets."bench.blob"]\nkind = "weights"\n'
                     f'path = "{tmp}/placed/blob.bin"\nsource = {{ url = "http://example.invalid/blob" }}\n')
 
-        def fresh_registry():
-            shutil.rmtree(root, ignore_errors=True)
-            shutil.rmtree(tmp / "placed", ignore_errors=True)
-            (root / "manifests").mkdir(parents=True)
-            (root / "manifests" / "bench.toml").write_text(manifest)
-            subprocess.run([REG, "--root", root, "status", "--json"], check=True, stdout=subprocess.DEVNULL)
+        def fresh():
+            fresh_registry(root, manifest, tmp / "placed")
             os.chmod(blob, 0o644)  # the previous add made the shared inode read-only
 
         subprocess.run(["cat", blob], check=True, stdout=subprocess.DEVNULL)  # warm the page cache
         openssl = timed(["openssl", "dgst", "-sha256", blob], a.repeat)
         sha256sum = timed(["sha256sum", blob], a.repeat)
-        reg = timed([REG, "--root", root, "add", blob, "--as", "bench.blob", "--json"], a.repeat, before=fresh_registry)
+        reg = timed([REG, "--root", root, "add", blob, "--as", "bench.blob", "--json"], a.repeat, before=fresh)
     size = a.gib * 1024
     print(f"machine: {machine()}")
     print(f"file: {a.gib:g} GiB of random bytes, page cache warm, best of {a.repeat}")

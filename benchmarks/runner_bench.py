@@ -9,13 +9,12 @@ Run: python benchmarks/runner_bench.py [--inputs 50]
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import REG, machine, median_of, timed
+from _common import REG, machine, median_of, timed, write_random
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,9 +39,8 @@ def main() -> None:
                       f'source = {{ url = "http://example.invalid/{k}" }}\n' for k in keys)
             + '[episodes.1]\nversions.v1 = { pipeline = "noop", state = "candidate" }\n')
         for k in keys:
-            src = tmp / "src" / f"{k}.bin"
-            src.parent.mkdir(exist_ok=True)
-            src.write_bytes(os.urandom(1 << 20))
+            (tmp / "src").mkdir(exist_ok=True)
+            src = write_random(tmp / "src" / f"{k}.bin", 1)
             subprocess.run([REG, "--root", root, "add", src, "--as", k, "--json"], check=True, stdout=subprocess.DEVNULL)
         reg = Registry(root)
         render(reg, "1", "v1", force=True)  # warm caches (catalog, environment facts)

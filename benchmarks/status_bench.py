@@ -8,7 +8,6 @@ Run: python benchmarks/status_bench.py [--assets 10000 --versions 1000]
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path

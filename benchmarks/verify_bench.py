@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import REG, machine, median_of, timed
+from _common import REG, machine, median_of, timed, write_random
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -37,10 +37,7 @@ def main() -> None:
             f'[assets."bench.{i}"]\nkind = "weights"\npath = "{tmp}/placed/{i}.bin"\n'
             f'source = {{ url = "http://example.invalid/{i}" }}\n' for i in range(a.files)))
         for i in range(a.files):
-            src = tmp / f"{i}.bin"
-            with open(src, "wb") as f:
-                for _ in range(a.mib // 64):
-                    f.write(os.urandom(64 << 20))
+            src = write_random(tmp / f"{i}.bin", a.mib)
             subprocess.run([REG, "--root", root, "add", src, "--as", f"bench.{i}", "--json"], check=True,
                            stdout=subprocess.DEVNULL)
         reg = Registry(root)

@@ -71,20 +71,20 @@ def _handler(hub: Hub):
                 self.send_header(k, str(v))
             self.end_headers()
 
-        def _refuse(self, repo):
+        def _file(self, method: str) -> HubFile | None:
+            """Log the request; answer 403 (gated) or 404 here, or return the file to serve."""
+            hub.requests.append((method, self.path, self.headers.get("Range"), self.headers.get("Authorization")))
+            repo, f = self._lookup()
             if repo in hub.gated:
                 self._headers(403, {"X-Error-Code": "GatedRepo", "X-Error-Message": "Access to model is restricted.",
                                     "Content-Length": 0})
-                return True
-            return False
-
-        def do_HEAD(self):
-            hub.requests.append(("HEAD", self.path, None, self.headers.get("Authorization")))
-            repo, f = self._lookup()
-            if self._refuse(repo):
-                return
+                return None
             if f is None:
                 self._headers(404, {"X-Error-Code": "EntryNotFound", "Content-Length": 0})
+            return f
+
+        def do_HEAD(self):
+            if (f := self._file("HEAD")) is None:
                 return
             self._headers(200, {"X-Repo-Commit": COMMIT, "X-Linked-Etag": f'"{f.published_sha256 or f.sha256}"',
                                 "X-Linked-Size": len(f.data), "ETag": f'"{f.published_sha256 or f.sha256}"',
@@ -92,12 +92,7 @@ def _handler(hub: Hub):
 
         def do_GET(self):
             rng = self.headers.get("Range")
-            hub.requests.append(("GET", self.path, rng, self.headers.get("Authorization")))
-            repo, f = self._lookup()
-            if self._refuse(repo):
-                return
-            if f is None:
-                self._headers(404, {"X-Error-Code": "EntryNotFound", "Content-Length": 0})
+            if (f := self._file("GET")) is None:
                 return
             if hub.broken:
                 self._headers(503, {"Content-Length": 0})

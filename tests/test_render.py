@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from factories import write_flame_fixed
 
 TOY = Path(__file__).resolve().parents[1] / "examples" / "demo"  # the README demo pipeline
 
