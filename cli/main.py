@@ -152,6 +152,25 @@ def fetch(ctx, keys, missing, episode, version, pipeline, offline, link, as_json
 
 
 @cli.command()
+@click.argument("key")
+@click.option("--replace", is_flag=True, help="Accept a result that differs from the file registered before.")
+@click.option("--link", type=click.Choice(["symlink", "hardlink", "copy"]), default="symlink", show_default=True)
+@json_option
+@click.pass_context
+@handles_errors
+def derive(ctx, key, replace, link, as_json):
+    """Make a derived asset (e.g. a fixed file) by running its command on its verified inputs."""
+    from runner.derive import derive as run_derive
+
+    results = run_derive(_registry(ctx), key, replace, link, _progress_factory(as_json))
+    if as_json:
+        _emit_json([r.__dict__ for r in results])
+        return
+    for r in results:
+        click.echo(f"{r.key}: {r.summary}\n  sha256 {r.sha256} ({r.size} bytes), {r.source}\n  placed at {r.path} ({r.link_mode})")
+
+
+@cli.command()
 @click.argument("keys", nargs=-1)
 @click.option("--full", is_flag=True, help="Rehash every file, not only those whose stat changed.")
 @json_option

@@ -35,6 +35,10 @@ class Source:
     archive: str = ""  # gated: the download the file arrives in, e.g. FLAME2023.zip
     url: str = ""  # url (also a human-readable pointer for others)
     hint: str = ""  # owner: what the owner provides
+    inputs: tuple[str, ...] = ()  # derived: the assets the command reads
+    command: tuple[str, ...] = ()  # derived: argv template ({python}, {root}, {work}, {input.KEY})
+    output: str = ""  # derived: the file the command leaves, e.g. "{input.KEY}" for an in-place fix
+    pipeline: str = ""  # derived: whose checkout and virtualenv run the command
 
     @property
     def machine_can_fetch(self) -> bool:
@@ -173,7 +177,7 @@ def shipped_manifest_files() -> list[Path]:
     return sorted(Path(str(p)) for p in base.iterdir() if p.name.endswith(".toml"))
 
 
-CACHE_FORMAT = 3  # bump when a dataclass above changes shape
+CACHE_FORMAT = 4  # bump when a dataclass above changes shape
 
 
 def load_catalog(extra_dir: Path | None = None, cache_file: Path | None = None) -> Catalog:
@@ -204,7 +208,9 @@ def _read_cache(cache_file: Path | None, signature: list) -> Catalog | None:
         if data["signature"] != signature:
             return None
         return Catalog(
-            assets={k: Asset(**{**a, "source": Source(**a["source"]), "filenames": tuple(a["filenames"]),
+            assets={k: Asset(**{**a, "source": Source(**{**a["source"], "inputs": tuple(a["source"]["inputs"]),
+                                                          "command": tuple(a["source"]["command"])}),
+                                 "filenames": tuple(a["filenames"]),
                                  "allow_globals": tuple(a["allow_globals"])}) for k, a in data["assets"].items()},
             licences={k: Licence(**{**v, "downloads": tuple(v["downloads"])}) for k, v in data["licences"].items()},
             pipelines={k: Pipeline(**{**v, "requires": tuple(v["requires"]), "environment": tuple(v["environment"]),
@@ -309,7 +315,8 @@ def _pipeline(path, key, e) -> Pipeline:
 
 
 def _source(path, key, s) -> Source:
-    _check_keys(path, key, s, {"huggingface", "file", "revision", "gated", "archive", "url", "owner"})
+    _check_keys(path, key, s, {"huggingface", "file", "revision", "gated", "archive", "url", "owner",
+                               "derived", "command", "output", "pipeline"})
     if "huggingface" in s:
         if "file" not in s:
             raise _fail(path, key, "a huggingface source needs `file`")
@@ -321,7 +328,13 @@ def _source(path, key, s) -> Source:
         return Source("url", url=s["url"])
     if "owner" in s:
         return Source("owner", hint=s["owner"])
-    raise _fail(path, key, "source needs one of huggingface, gated, url, owner")
+    if "derived" in s:
+        if "command" not in s or "output" not in s:
+            raise _fail(path, key, "a derived source needs `command` (argv) and `output`")
+        return Source("derived", inputs=_strings(path, key, "derived", s["derived"]),
+                      command=_strings(path, key, "command", s["command"]), output=s["output"],
+                      pipeline=s.get("pipeline", ""))
+    raise _fail(path, key, "source needs one of huggingface, gated, url, owner, derived")
 
 
 def _asset(path, key, e) -> Asset:
@@ -336,7 +349,9 @@ def _asset(path, key, e) -> Asset:
     rel = e["path"]
     if ".." in Path(rel).parts:
         raise _fail(path, key, f"path {rel!r} must not contain '..'")
-    filenames = _strings(path, key, "filenames", e.get("filenames", [Path(rel).name]))
+    # A derived file is made by reg, not dropped in: no file name identifies it unless declared.
+    default_names = [] if "derived" in e["source"] else [Path(rel).name]
+    filenames = _strings(path, key, "filenames", e.get("filenames", default_names))
     return Asset(
         key=key, name=e.get("name", key), kind=_choice(path, key, "kind", e["kind"], ASSET_KINDS), path=rel,
         source=_source(path, key, e["source"]), pipeline=e.get("pipeline", ""), filenames=filenames,
@@ -367,6 +382,11 @@ def _check_references(c: Catalog) -> None:
             raise _fail(a.manifest, a.key, f"pipeline '{a.pipeline}' is not defined")
         if a.source.type == "gated" and a.source.licence not in c.licences:
             raise _fail(a.manifest, a.key, f"licence '{a.source.licence}' is not defined")
+        for k in a.source.inputs:
+            if k not in c.assets or k == a.key:
+                raise _fail(a.manifest, a.key, f"derived from unknown asset '{k}'")
+        if a.source.type == "derived" and (a.source.pipeline or a.pipeline) not in c.pipelines:
+            raise _fail(a.manifest, a.key, "a derived source needs a pipeline (its own or source.pipeline) to run in")
     for p in c.pipelines.values():
         for k in p.requires:
             if k not in c.assets:

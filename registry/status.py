@@ -46,7 +46,8 @@ def _days_since(when: datetime | None) -> int | None:
     return None if when is None else (records.now() - when).days
 
 
-def _action_for(reg, asset: Asset, state: str, path: str, licences: dict, gates: dict) -> tuple[str, dict]:
+def _action_for(reg, asset: Asset, state: str, path: str, licences: dict, gates: dict,
+                states: dict) -> tuple[str, dict]:
     """(action id, action body) for one blocking asset; assets sharing an id share the action."""
     if state == "unverified":
         return f"adopt:{asset.key}", {
@@ -59,6 +60,14 @@ def _action_for(reg, asset: Asset, state: str, path: str, licences: dict, gates:
                       "if `reg verify` reports it changed, restore it or accept it with `reg add PATH --replace`"],
             "commands": [f"reg verify {asset.key}"]}
     src = asset.source
+    if src.type == "derived":
+        pending = [k for k in src.inputs if states[k]["state"] != "verified"]
+        if pending:  # what blocks the input blocks this file too; deriving comes after
+            first = reg.catalog.assets[pending[0]]
+            return _action_for(reg, first, states[first.key]["state"], states[first.key]["path"], licences, gates, states)
+        return f"derive:{asset.key}", {
+            "who": "machine", "title": f"Derive {asset.name} from {', '.join(src.inputs)}",
+            "steps": [f"run `{' '.join(src.command)}` in the {src.pipeline or asset.pipeline} checkout"], "commands": []}
     if src.type == "gated":
         lic = reg.catalog.licences[src.licence]
         rec = licences.get(lic.key)
@@ -100,7 +109,9 @@ def _action_for(reg, asset: Asset, state: str, path: str, licences: dict, gates:
 
 
 def add_command(asset: Asset, action_id: str) -> str | None:
-    """The `reg add` line that completes an action once the file is at hand."""
+    """The `reg add` (fetch, derive) line that completes an action once the file is at hand."""
+    if asset.source.type == "derived":
+        return f"reg derive {asset.key}"
     kind = action_id.split(":")[0]
     if kind == "licence":
         return f"reg add {asset.source.archive or asset.filenames[0]}"
@@ -129,7 +140,7 @@ def build_status(reg) -> dict:
         if info["state"] == "verified":
             continue
         asset = catalog.assets[key]
-        aid, body = _action_for(reg, asset, info["state"], info["path"], licences, gates)
+        aid, body = _action_for(reg, asset, info["state"], info["path"], licences, gates, states)
         act = actions.setdefault(aid, {"id": aid, **body, "assets": [], "unblocks": [], "pipelines": []})
         act["assets"].append(key)
         cmd = add_command(asset, aid)
