@@ -271,3 +271,18 @@ def test_missing_checkout_or_venv_refuses_before_launch(toy, tmp_path):
     result = toy("render", "episode", "901", "--version", "v1")
     assert result.exit_code == 3 and "checkout" in result.stdout and "reg config pipelines.toy.root" in result.stdout
     assert _runs(toy) == [] and not toy.marker.exists()
+
+
+def test_log_follow_streams_until_the_run_ends(toy, tmp_path):
+    _add_inputs(toy, tmp_path)
+    render = _reg_process(toy, "render", "episode", "901", "--version", "slow", "--timeout", "3")
+    try:
+        _wait_for(lambda: _runs(toy) != [])
+        run_id = str(_runs(toy)[0]["id"])
+        _wait_for(lambda: (Path(toy.json("show", "run", run_id)[1]["run_dir"]) / "log.txt").exists())
+        follower = _reg_process(toy, "log", run_id, "--follow")
+        out, _ = follower.communicate(timeout=30)  # returns only once the render has ended
+        assert follower.returncode == 0 and "frame 1/100" in out
+        assert _runs(toy)[0]["state"] == "timed-out"
+    finally:
+        render.wait(timeout=30)
