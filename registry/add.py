@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 import tarfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -75,6 +76,10 @@ def add_file(reg, file: Path, as_key: str | None = None, sha256: str | None = No
         # archive to extract from, this staged copy is simply discarded.
         pool = ThreadPoolExecutor(1)
         cleanup.callback(pool.shutdown)
+        # Hand the GIL over sooner (default 5 ms) so the start-up work here does not stall the
+        # hashing thread between its blocks.
+        cleanup.callback(sys.setswitchinterval, sys.getswitchinterval())
+        sys.setswitchinterval(0.0002)
         whole = pool.submit(_stage, reg, file, None, progress)
         cleanup.callback(lambda: whole.exception() or whole.result().discard())
         catalog = reg.catalog
