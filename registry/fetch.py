@@ -181,6 +181,9 @@ def _fetch_one(reg, asset: Asset, offline: bool, link: str, progress: ProgressFa
 
     registered = records.asset_records(reg)
     rec = registered.get(asset.key)
+    if rec and rec.state == "verified" and _unchanged(rec):
+        return [AddResult(asset.key, rec.sha256, rec.fp_size, rec.placed_path, rec.link_mode, False,
+                          "already present and verified: nothing to fetch", "the registry")]
     known = (rec.sha256 if rec else None) or asset.sha256
     if known and reg.store.has(known):  # already stored (e.g. placement lost): no network needed
         staged = reg.store.stage_file(reg.store.object_path(known))
@@ -197,6 +200,15 @@ def _fetch_one(reg, asset: Asset, offline: bool, link: str, progress: ProgressFa
         return store_and_place(reg, [(Candidate(asset, label), staged)], None, None, False, link, progress, registered)
     finally:
         staged.discard()
+
+
+def _unchanged(rec) -> bool:
+    from .store import Fingerprint
+
+    try:
+        return Fingerprint.of(Path(rec.placed_path)) == (rec.fp_size, rec.fp_mtime_ns, rec.fp_inode)
+    except OSError:
+        return False
 
 
 def _resolve(reg, asset: Asset) -> Remote:

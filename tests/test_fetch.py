@@ -64,6 +64,12 @@ def test_status_lists_the_fetch_and_fetch_does_it(reg, hub, ckpt):
     assert f"{hub.url}/acme/models/resolve/main/demo.ckpt" in results[0]["source"]
     _, doc = reg.json("status")
     assert doc["assets"]["demo_ckpt"]["state"] == "verified"
+    hub.requests.clear()
+    code, again = reg.json("fetch", "demo_ckpt")
+    assert code == 0 and "already present and verified" in again[0]["summary"] and hub.requests == []
+    _dest(reg).unlink()  # placement lost, object still stored: re-placed without the network
+    code, again = reg.json("fetch", "demo_ckpt")
+    assert code == 0 and _dest(reg).read_bytes() == ckpt and hub.requests == []
 
 
 def test_mismatch_with_published_sha256_leaves_nothing(reg, hub, ckpt):
