@@ -123,6 +123,10 @@ ALLOWED: dict[tuple[str, str], Any] = {
     ("copyreg", "_reconstructor"): _newobj_reconstructor,
     ("__builtin__", "object"): object,
     ("builtins", "object"): object,
+    ("__builtin__", "set"): set,  # a chumpy Ch keeps its `_dirty_vars` in a set
+    ("builtins", "set"): set,
+    ("__builtin__", "frozenset"): frozenset,
+    ("builtins", "frozenset"): frozenset,
     ("collections", "OrderedDict"): OrderedDict,
     ("chumpy.ch", "Ch"): Ch,
     **{(f"scipy.sparse.{mod}", f"{fmt}_matrix"): Sparse

@@ -20,11 +20,12 @@ FLAME_SHAPES = {
 
 
 class ChPlaceholder:
-    """Pickled as chumpy.ch.Ch (module path rewritten below): __dict__ state with the value in `x`."""
+    """Pickled as chumpy.ch.Ch (module path rewritten below), with the __dict__ state chumpy 0.70's
+    Ch.__getstate__ really gives (checked against chumpy): the value in `x`, a set, flags."""
 
     def __init__(self, x):
-        self.x = x
-        self.dterms = ["x"]
+        self.__dict__.update({"_dirty_vars": {"x"}, "_itr": None, "_make_dense": False, "_make_sparse": False,
+                              "_depends_on_deps": {}, "x": x})
 
 
 class Py2Pickler(pickle._Pickler):

@@ -208,3 +208,24 @@ def test_two_processes_add_to_one_registry_at_once(reg, tmp_path):
     assert [p.wait() for p in procs] == [0, 0], [p.stderr.read() for p in procs]
     _, doc = reg.json("status")
     assert doc["assets"]["flame2023"]["state"] == doc["assets"]["flame2020"]["state"] == "verified"
+
+
+def test_checkpoints_written_by_real_torch(reg, tmp_path):
+    """Files from real torch.save (tests/data/README.md): accepted where torch's weights_only accepts,
+    refused where it refuses, and the refused payload never runs."""
+    import shutil
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data"
+    for name, summary in (("real_torch_checkpoint.pt", "4 tensor storages"), ("real_torch_params.pt", "3 tensor storages")):
+        src = tmp_path / name / "cap4d_mmdm_100k.ckpt"
+        src.parent.mkdir()
+        shutil.copyfile(data / name, src)
+        code, results = reg.json("add", src, "--replace")
+        assert code == 0 and results[0]["summary"].endswith(summary)
+    bad = tmp_path / "bad" / "cap4d_mmdm_100k.ckpt"
+    bad.parent.mkdir()
+    shutil.copyfile(data / "real_torch_unsafe.pt", bad)
+    result = reg("add", bad, "--replace")
+    assert result.exit_code == 1 and "posix.system" in result.stderr
+    assert not Path("/tmp/reg-pwned").exists()
