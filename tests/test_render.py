@@ -97,7 +97,8 @@ def _runs(reg, *args):
 
 
 def _reg_process(reg, *args) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    paths = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     return subprocess.Popen([sys.executable, "-m", "cli.main", "--root", str(reg.root), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -286,3 +287,16 @@ def test_log_follow_streams_until_the_run_ends(toy, tmp_path):
         assert _runs(toy)[0]["state"] == "timed-out"
     finally:
         render.wait(timeout=30)
+
+
+@pytest.mark.gpu
+def test_render_on_a_gpu_machine_records_the_gpu(toy, tmp_path):
+    import shutil
+
+    if shutil.which("nvidia-smi") is None:
+        pytest.skip("no NVIDIA GPU here (nvidia-smi not found)")
+    _add_inputs(toy, tmp_path)
+    assert toy("render", "episode", "901", "--version", "v1").exit_code == 0
+    run = _runs(toy)[0]
+    env = toy.json("show", "run", str(run["id"]))[1]["environment"]
+    assert env["gpus"] and "NVIDIA" in env["gpus"][0]
