@@ -42,6 +42,17 @@ def handles_errors(fn):
     return wrapper
 
 
+def _emit_results(results, as_json: bool) -> None:
+    """What add, fetch and derive registered."""
+    if as_json:
+        _emit_json([r.__dict__ for r in results])
+        return
+    for r in results:
+        stored = "stored" if r.newly_stored else "already in the store"
+        click.echo(f"{r.key}: {r.summary}\n  sha256 {r.sha256} ({r.size} bytes, {stored}) from {r.source}\n"
+                   f"  placed at {r.path} ({r.link_mode})")
+
+
 def _registry(ctx):
     from registry.root import Registry, find_root
 
@@ -112,13 +123,7 @@ def add(ctx, file, as_key, sha256, replace, link, as_json):
     """Identify FILE (or the catalogued files in an archive), verify, store and place it."""
     from registry.add import add_file
 
-    results = add_file(_registry(ctx), file, as_key, sha256, replace, link, _progress_factory(as_json))
-    if as_json:
-        _emit_json([r.__dict__ for r in results])
-        return
-    for r in results:
-        stored = "stored" if r.newly_stored else "already in the store"
-        click.echo(f"{r.key}: {r.summary}\n  sha256 {r.sha256} ({r.size} bytes, {stored})\n  placed at {r.path} ({r.link_mode})")
+    _emit_results(add_file(_registry(ctx), file, as_key, sha256, replace, link, _progress_factory(as_json)), as_json)
 
 
 @cli.command()
@@ -145,12 +150,8 @@ def fetch(ctx, keys, missing, episode, version, pipeline, offline, link, as_json
     if not keys:
         _emit_json([]) if as_json else click.echo("Nothing to fetch: every downloadable input is verified.")
         return
-    results = run_fetch(reg, list(dict.fromkeys(keys)), offline, link, _progress_factory(as_json), quiet=as_json)
-    if as_json:
-        _emit_json([r.__dict__ for r in results])
-        return
-    for r in results:
-        click.echo(f"{r.key}: {r.summary}\n  sha256 {r.sha256} ({r.size} bytes) from {r.source}\n  placed at {r.path} ({r.link_mode})")
+    _emit_results(run_fetch(reg, list(dict.fromkeys(keys)), offline, link, _progress_factory(as_json), quiet=as_json),
+                  as_json)
 
 
 @cli.command()
@@ -164,12 +165,7 @@ def derive(ctx, key, replace, link, as_json):
     """Make a derived asset (e.g. a fixed file) by running its command on its verified inputs."""
     from runner.derive import derive as run_derive
 
-    results = run_derive(_registry(ctx), key, replace, link, _progress_factory(as_json))
-    if as_json:
-        _emit_json([r.__dict__ for r in results])
-        return
-    for r in results:
-        click.echo(f"{r.key}: {r.summary}\n  sha256 {r.sha256} ({r.size} bytes), {r.source}\n  placed at {r.path} ({r.link_mode})")
+    _emit_results(run_derive(_registry(ctx), key, replace, link, _progress_factory(as_json)), as_json)
 
 
 @cli.command()
