@@ -23,8 +23,6 @@ from .catalog import Asset
 from .errors import IdentifyError, IntegrityError, RegError
 from .store import Fingerprint, Staged, check_placement, hash_file, place, same_file
 
-LINK_MODES = ("symlink", "hardlink", "copy")
-
 
 @dataclass
 class AddResult:

@@ -19,7 +19,6 @@ from .errors import ManifestError, UnknownKeyError
 
 ASSET_KINDS = ("weights", "face-model", "aux-data", "media")
 VALIDATORS = ("none", "flame-pkl", "bfm-mat", "torch-ckpt", "safetensors", "wav", "png")
-SOURCE_TYPES = ("huggingface", "gated", "url", "owner", "derived")
 VERSION_STATES = ("production", "candidate", "planned", "previous", "retired")
 
 
@@ -39,10 +38,6 @@ class Source:
     command: tuple[str, ...] = ()  # derived: argv template ({python}, {root}, {work}, {input.KEY})
     output: str = ""  # derived: the file the command leaves, e.g. "{input.KEY}" for an in-place fix
     pipeline: str = ""  # derived: whose checkout and virtualenv run the command
-
-    @property
-    def machine_can_fetch(self) -> bool:
-        return self.type in ("huggingface", "url")
 
 
 @dataclass(slots=True)
