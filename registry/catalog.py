@@ -97,6 +97,8 @@ class Pipeline:
     manifest: str = ""
     env: dict = field(default_factory=dict)
     steps: tuple[StepSpec, ...] = ()
+    packages: dict = field(default_factory=dict)  # distribution -> PEP 440 specifier ("" = any version)
+    binaries: tuple[str, ...] = ()  # programs the steps call, looked up on the venv's PATH
 
 
 @dataclass(slots=True)
@@ -172,7 +174,7 @@ def shipped_manifest_files() -> list[Path]:
     return sorted(Path(str(p)) for p in base.iterdir() if p.name.endswith(".toml"))
 
 
-CACHE_FORMAT = 4  # bump when a dataclass above changes shape
+CACHE_FORMAT = 5  # bump when a dataclass above changes shape
 
 
 def load_catalog(extra_dir: Path | None = None, cache_file: Path | None = None) -> Catalog:
@@ -209,6 +211,7 @@ def _read_cache(cache_file: Path | None, signature: list) -> Catalog | None:
                                  "allow_globals": tuple(a["allow_globals"])}) for k, a in data["assets"].items()},
             licences={k: Licence(**{**v, "downloads": tuple(v["downloads"])}) for k, v in data["licences"].items()},
             pipelines={k: Pipeline(**{**v, "requires": tuple(v["requires"]), "environment": tuple(v["environment"]),
+                                      "binaries": tuple(v["binaries"]),
                                       "steps": tuple(StepSpec(**{**st, "argv": tuple(st["argv"]), "reads": tuple(st["reads"]),
                                                                  "outputs": tuple(st["outputs"])}) for st in v["steps"])})
                        for k, v in data["pipelines"].items()},
@@ -294,8 +297,18 @@ def _licence(path, key, e) -> Licence:
 
 
 def _pipeline(path, key, e) -> Pipeline:
-    _check_keys(path, key, e, {"name", "root", "venv", "repo", "requires", "environment", "note", "env", "steps"},
-                {"name", "root"})
+    _check_keys(path, key, e, {"name", "root", "venv", "repo", "requires", "environment", "note", "env", "steps",
+                               "packages", "binaries"}, {"name", "root"})
+    packages = e.get("packages", {})
+    if not isinstance(packages, dict) or not all(isinstance(v, str) for v in packages.values()):
+        raise _fail(path, key, 'packages must map a distribution to a version specifier, e.g. { gsplat = "==1.5.3" }')
+    for name, spec in packages.items():
+        try:
+            from packaging.specifiers import SpecifierSet
+
+            SpecifierSet(spec)
+        except ValueError:
+            raise _fail(path, key, f"packages.{name} = {spec!r} is not a PEP 440 version specifier") from None
     steps = []
     for i, st in enumerate(e.get("steps", [])):
         where = f"{key}.steps[{i}]"
@@ -306,7 +319,8 @@ def _pipeline(path, key, e) -> Pipeline:
     return Pipeline(key, e["name"], e["root"], e.get("venv", ""), e.get("repo", ""),
                     _strings(path, key, "requires", e.get("requires", [])),
                     _strings(path, key, "environment", e.get("environment", [])), e.get("note", ""), str(path),
-                    dict(e.get("env", {})), tuple(steps))
+                    dict(e.get("env", {})), tuple(steps), dict(packages),
+                    _strings(path, key, "binaries", e.get("binaries", [])))
 
 
 def _source(path, key, s) -> Source:

@@ -132,10 +132,8 @@ def environment_facts(plan: Plan) -> dict:
     import socket
 
     facts: dict = {"host": socket.gethostname(), "platform": platform.platform()}
-    python = plan.steps[0].env.get("VIRTUAL_ENV")
-    python = os.path.join(python, "bin", "python") if python else None
     try:
-        out = subprocess.run([python or "python3", "-c", ENV_SCRIPT], capture_output=True, timeout=60, check=True)
+        out = subprocess.run([plan.python, "-c", ENV_SCRIPT], capture_output=True, timeout=60, check=True)
         facts.update(json.loads(out.stdout))
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
         facts["python_error"] = str(exc)

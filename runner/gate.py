@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import execute
 from .plan import Plan
 
 
@@ -13,7 +14,8 @@ class GateVerdict:
     inputs: dict[str, str | None]  # asset key -> verified sha256 (None when not verified)
     blockers: list[dict] = field(default_factory=list)  # {"asset", "state", "action"} as in `reg status`
     actions: list[dict] = field(default_factory=list)  # the status actions that clear them, same wording
-    problems: list[str] = field(default_factory=list)  # checkout or virtualenv missing
+    problems: list[str] = field(default_factory=list)  # checkout, venv, packages, binaries
+    environment: dict = field(default_factory=dict)  # facts about the venv and machine (the run records them)
 
 
 def check(reg, plan: Plan) -> GateVerdict:
@@ -28,15 +30,19 @@ def check(reg, plan: Plan) -> GateVerdict:
                 for k in plan.inputs if states[k]["state"] != "verified"]
     actions = _actions_for(reg, report, blockers)
     inputs = {k: states[k]["sha256"] if states[k]["state"] == "verified" else None for k in plan.inputs}
-    problems = environment_problems(reg, plan)
-    return GateVerdict(not blockers and not problems, inputs, blockers, actions, problems)
+    problems, facts = environment(reg, plan)
+    return GateVerdict(not blockers and not problems, inputs, blockers, actions, problems, facts)
 
 
-def environment_problems(reg, plan: Plan) -> list[str]:
-    """A checkout or virtualenv that is not there would fail the first step; say so up front."""
+def environment(reg, plan: Plan) -> tuple[list[str], dict]:
+    """What would fail a step for want of its environment, and the environment's facts.
+
+    The checkout and the venv's interpreter must exist; every package the pipeline declares must
+    be installed in that venv at a version its specifier accepts; every binary it declares must be
+    on the venv's PATH. Facts (Python, all package versions, GPUs) are what the run records.
+    """
     import os
-
-    from .plan import python_of
+    import shutil
 
     p = plan.pipeline
     root = reg.pipeline_root(p.key)
@@ -44,11 +50,41 @@ def environment_problems(reg, plan: Plan) -> list[str]:
     if not root.is_dir():
         problems.append(f"the {p.name} checkout {root} does not exist: clone {p.repo or 'it'} there, or point reg "
                         f"at yours with `reg config pipelines.{p.key}.root PATH`")
-    python = python_of(reg, p)
-    if p.venv and not os.access(python, os.X_OK):
-        problems.append(f"the virtualenv interpreter {python} does not exist: create the venv ({p.venv}) and "
+    if p.venv and not os.access(plan.python, os.X_OK):
+        problems.append(f"the virtualenv interpreter {plan.python} does not exist: create the venv ({p.venv}) and "
                         f"install {p.name}'s requirements in it")
-    return problems
+        return problems, {}
+    facts = execute.environment_facts(plan)
+    installed = {_normal(name): version for name, version in facts.get("packages", {}).items()}
+    pip = os.path.join(os.path.dirname(plan.python), "pip")
+    for name, spec in p.packages.items():
+        have = installed.get(_normal(name))
+        if have is None:
+            problems.append(f"{name} is not installed in {plan.python}'s environment: {pip} install '{name}{spec}'")
+        elif spec and not _satisfies(have, spec):
+            problems.append(f"{name} {have} is installed but {p.name} needs {name}{spec}: {pip} install '{name}{spec}'")
+    path = os.pathsep.join(filter(None, [plan.steps[0].env.get("PATH"), os.environ.get("PATH")]))
+    for binary in p.binaries:
+        if shutil.which(binary, path=path) is None:
+            problems.append(f"{binary} is not on PATH (needed by {p.name}): install it, e.g. `apt install {binary}`")
+    return problems, facts
+
+
+def _normal(name: str) -> str:
+    """PEP 503 name normalisation: `Pytorch_Lightning` and `pytorch-lightning` are one package."""
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _satisfies(version: str, spec: str) -> bool:
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return SpecifierSet(spec).contains(Version(version), prereleases=True)
+    except InvalidVersion:
+        return False
 
 
 def _actions_for(reg, report: dict, blockers: list[dict]) -> list[dict]:

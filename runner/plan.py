@@ -31,6 +31,7 @@ class Plan:
     inputs: list[str]  # asset keys the gate must find verified
     steps: list[Step]
     run_dir: Path
+    python: str = ""  # the interpreter of the pipeline's virtualenv
     template_fingerprint: str = ""  # commands and parameters, independent of the run folder
     warnings: list[str] = field(default_factory=list)
 
@@ -94,7 +95,7 @@ def resolve(reg, episode: str, version: str, run_dir: Path) -> Plan:
     templates = [(s.name, s.argv, sorted({**pipeline.env, **s.env}.items()), s.outputs) for s in pipeline.steps]
     template_fp = hashlib.sha256(json.dumps({"steps": templates, "params": v.params, "pipeline": pipeline.key},
                                             sort_keys=True, default=str).encode()).hexdigest()
-    return Plan(v, pipeline, catalog.version_inputs(v), steps, run_dir, template_fp)
+    return Plan(v, pipeline, catalog.version_inputs(v), steps, run_dir, python, template_fp)
 
 
 class _Formatter(string.Formatter):

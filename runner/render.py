@@ -91,9 +91,8 @@ def render(reg, episode: str, version: str, *, dry_run: bool = False, force: boo
         "boot_id": boot_id(), "pid": os.getpid(), "environment": "{}"}, holder_alive)
     result.run_id = run_id
     on_event({"event": "start", "run": run_id, "run_dir": str(run_dir)})
-    state, exit_code, error, outputs, environment = "failed", None, "", {}, {}
+    state, exit_code, error, outputs, environment = "failed", None, "", {}, verdict.environment
     try:
-        environment = execute.environment_facts(plan)
         deadline = time.monotonic() + timeout if timeout else None
         with execute.Cancellation() as cancel:
             outcome = execute.run_steps(plan, run_dir / "log.txt", deadline, cancel, on_event, on_line)

@@ -300,3 +300,39 @@ def test_render_on_a_gpu_machine_records_the_gpu(toy, tmp_path):
     run = _runs(toy)[0]
     env = toy.json("show", "run", str(run["id"]))[1]["environment"]
     assert env["gpus"] and "NVIDIA" in env["gpus"][0]
+
+
+def _tiny(reg, tmp_path, packages: str, binaries: str) -> None:
+    (reg.root / "manifests").mkdir(parents=True, exist_ok=True)
+    (reg.root / "manifests" / "tiny.toml").write_text(f"""
+[pipelines.tiny]
+name = "Tiny"
+root = "{tmp_path}"
+venv = "{sys.prefix}"
+packages = {packages}
+binaries = {binaries}
+[[pipelines.tiny.steps]]
+name = "write"
+argv = ["{{python}}", "-c", "import sys; open(sys.argv[1], 'w').write('ok')", "{{out}}/result.txt"]
+[episodes.800]
+versions.v1 = {{ pipeline = "tiny", state = "candidate" }}
+""")
+
+
+def test_gate_checks_declared_packages_and_binaries(reg, tmp_path):
+    _tiny(reg, tmp_path, '{ click = ">=8", "Not-Installed_Pkg" = ">=1", SQLAlchemy = "<2" }', '["sh", "no-such-binary-xyz"]')
+    result = reg("render", "episode", "800", "--version", "v1")
+    assert result.exit_code == 3 and _runs(reg) == []
+    out = result.stdout
+    assert "Not-Installed_Pkg is not installed" in out and "install 'Not-Installed_Pkg>=1'" in out
+    assert "needs SQLAlchemy<2" in out and "no-such-binary-xyz is not on PATH" in out
+    problems = [line for line in out.splitlines() if line.strip().startswith("environment:")]
+    assert len(problems) == 3 and not any("click" in line for line in problems)
+
+
+def test_satisfied_environment_is_recorded_with_the_run(reg, tmp_path):
+    _tiny(reg, tmp_path, '{ click = ">=8", sqlalchemy = ">=2" }', '["sh"]')
+    assert reg("render", "episode", "800", "--version", "v1").exit_code == 0
+    run = _runs(reg)[0]
+    env = reg.json("show", "run", str(run["id"]))[1]["environment"]
+    assert env["executable"].startswith(sys.prefix) and "click" in {k.lower() for k in env["packages"]}
