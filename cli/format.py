@@ -68,7 +68,8 @@ def format_action(i: int, a: dict, states: dict) -> list[str]:
     if shown:
         lines.append("      then: " + "\n            ".join(shown + ([f"... {more} more (reg status --json lists them)"] if more > 0 else [])))
     files = a["assets"][:6] + ([f"... {len(a['assets']) - 6} more"] if len(a["assets"]) > 6 else [])
-    lines.append(f"      files: {', '.join(files)}")
+    if files:
+        lines.append(f"      files: {', '.join(files)}")
     targets = []
     if a["unblocks"]:
         targets.append(unblocks_phrase(a["unblocks"], states))
@@ -96,13 +97,19 @@ def format_status(r: dict) -> str:
     if blocked:
         out.append("Blocked:")
         for v in blocked:
-            keys = ", ".join(b["asset"] for b in v["blockers"])
+            keys = ", ".join(b["asset"] or "its environment" for b in v["blockers"])
             out.append(f"  episode {v['episode']} {v['version']} ({v['pipeline']}, {v['state']}): {keys}")
         out.append("")
     ready = [v for v in r["versions"] if v["ready"]]
     out.append("Ready: " + (", ".join(f"episode {v['episode']} {v['version']}" for v in ready) or "none"))
     for v in r["production"]:
-        note = "inputs verified" if v["ready"] else f"re-render blocked by {', '.join(b['asset'] for b in v['blockers'])}"
+        note = "inputs verified" if v["ready"] else f"re-render blocked by {', '.join(b['asset'] or 'its environment' for b in v['blockers'])}"
         out.append(f"In production: episode {v['episode']} {v['version']} ({v['pipeline']}; {note})")
-    out.append("Pipelines: " + ", ".join(f"{p['key']} {'ready' if p['ready'] else 'blocked'}" for p in r["pipelines"]))
+    out.append("Pipelines:")
+    for p in r["pipelines"]:
+        env = p["environment"]["last_check"]
+        env_text = ("environment not checked yet (reg env " + p["key"] + ")" if env is None else
+                    f"environment ok ({env['checked_at']})" if not env["problems"] else
+                    f"environment: {len(env['problems'])} problem(s) ({env['checked_at']})")
+        out.append(f"  {p['key']:16} {'ready' if p['ready'] else 'blocked':8} {env_text}")
     return "\n".join(out)

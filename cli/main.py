@@ -191,6 +191,36 @@ def verify(ctx, keys, full, as_json):
         sys.exit(1)
 
 
+@cli.command(name="env")
+@click.argument("pipelines", nargs=-1)
+@json_option
+@click.pass_context
+@handles_errors
+def check_env(ctx, pipelines, as_json):
+    """Check pipelines' environments: checkout, venv, declared packages and binaries (all by default)."""
+    from runner.gate import environment
+
+    reg = _registry(ctx)
+    for key in pipelines:
+        if key not in reg.catalog.pipelines:
+            raise RegError(f"No pipeline '{key}' (known: {', '.join(reg.catalog.pipelines)}).")
+    report = {}
+    for key in pipelines or reg.catalog.pipelines:
+        problems, facts = environment(reg, reg.catalog.pipelines[key])
+        report[key] = {"ok": not problems, "problems": problems, "python": facts.get("python"),
+                       "executable": facts.get("executable"), "gpus": facts.get("gpus", [])}
+    if as_json:
+        _emit_json(report)
+    else:
+        for key, r in report.items():
+            where = f"python {r['python']} at {r['executable']}" if r["executable"] else "no interpreter"
+            click.echo(f"{key}: {'ok' if r['ok'] else 'not ready'} ({where})")
+            for problem in r["problems"]:
+                click.echo(f"  - {problem}")
+    if any(not r["ok"] for r in report.values()):
+        sys.exit(BlockedError.exit_code)
+
+
 @cli.command(name="ls")
 @json_option
 @click.pass_context

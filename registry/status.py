@@ -42,6 +42,27 @@ def asset_states(reg) -> dict[str, dict]:
     return out
 
 
+def save_environment_check(reg, pipeline: str, problems: list[str]) -> None:
+    """Keep the last environment check of a pipeline (made by the runner) for status to show."""
+    import json
+
+    path = reg.root / "cache" / f"environment-{pipeline}.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"checked_at": records.now().isoformat(timespec="seconds"), "problems": problems}))
+    except OSError:
+        pass  # a read-only root still renders; status then says "not checked"
+
+
+def environment_check(reg, pipeline: str) -> dict | None:
+    import json
+
+    try:
+        return json.loads((reg.root / "cache" / f"environment-{pipeline}.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _days_since(when: datetime | None) -> int | None:
     return None if when is None else (records.now() - when).days
 
@@ -148,22 +169,39 @@ def build_status(reg) -> dict:
             act["commands"].append(cmd)
         blocker_action[key] = aid
 
+    env_checks = {k: environment_check(reg, k) for k in catalog.pipelines}
+    env_broken = {k for k, env in env_checks.items() if env and env["problems"]}
     versions = []
     for v in catalog.all_versions():
         blockers = [{"asset": k, "state": states[k]["state"], "action": blocker_action[k]}
                     for k in catalog.version_inputs(v) if states[k]["state"] != "verified"]
+        if v.pipeline in env_broken:  # known from the last check; an unchecked environment is not a blocker
+            blockers.append({"asset": None, "state": "environment", "action": f"environment:{v.pipeline}"})
         versions.append({"episode": v.episode, "version": v.version, "pipeline": v.pipeline, "state": state_of(v),
                          "ready": not blockers, "blockers": blockers, "note": v.note})
         for aid in dict.fromkeys(b["action"] for b in blockers):
-            actions[aid]["unblocks"].append({"episode": v.episode, "version": v.version})
+            if aid in actions:
+                actions[aid]["unblocks"].append({"episode": v.episode, "version": v.version})
     pipelines = []
     for p in catalog.pipelines.values():
         blockers = [{"asset": k, "state": states[k]["state"], "action": blocker_action[k]}
                     for k in p.requires if states[k]["state"] != "verified"]
+        env = env_checks[p.key]
+        if p.key in env_broken:
+            blockers.append({"asset": None, "state": "environment", "action": f"environment:{p.key}"})
         pipelines.append({"key": p.key, "name": p.name, "root": str(reg.pipeline_root(p.key)),
-                          "ready": not blockers, "blockers": blockers})
-        for aid in dict.fromkeys(b["action"] for b in blockers):
+                          "ready": not blockers, "blockers": blockers,
+                          "environment": {"notes": list(p.environment), "packages": p.packages,
+                                          "binaries": list(p.binaries), "last_check": env}})
+        for aid in dict.fromkeys(b["action"] for b in blockers if b["asset"]):
             actions[aid]["pipelines"].append(p.key)
+        if p.key in env_broken:
+            actions[f"environment:{p.key}"] = {
+                "id": f"environment:{p.key}", "who": "owner", "title": f"Fix the {p.name} environment",
+                "steps": env["problems"] + [f"checked {env['checked_at']} UTC; `reg env {p.key}` checks again"],
+                "commands": [f"reg env {p.key}"], "assets": [], "pipelines": [p.key],
+                "unblocks": [{"episode": v.episode, "version": v.version} for v in catalog.all_versions()
+                             if v.pipeline == p.key]}
 
     # Licences first: approval takes days, so the clock should start before anything else.
     ordered = sorted(actions.values(), key=lambda a: (not a["id"].startswith("licence:"), -len(a["unblocks"]),

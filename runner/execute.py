@@ -125,15 +125,15 @@ ENV_SCRIPT = (
 )
 
 
-def environment_facts(plan: Plan) -> dict:
-    """Python and package versions of the pipeline's interpreter, GPU name where there is one."""
+def environment_facts(python: str) -> dict:
+    """Python and package versions of a pipeline's interpreter, GPU name where there is one."""
     import platform
     import shutil
     import socket
 
     facts: dict = {"host": socket.gethostname(), "platform": platform.platform()}
     try:
-        out = subprocess.run([plan.python, "-c", ENV_SCRIPT], capture_output=True, timeout=60, check=True)
+        out = subprocess.run([python, "-c", ENV_SCRIPT], capture_output=True, timeout=60, check=True)
         facts.update(json.loads(out.stdout))
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
         facts["python_error"] = str(exc)

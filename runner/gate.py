@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from registry.catalog import Pipeline
+
 from . import execute
-from .plan import Plan
+from .plan import Plan, python_of
 
 
 @dataclass
@@ -30,43 +32,48 @@ def check(reg, plan: Plan) -> GateVerdict:
                 for k in plan.inputs if states[k]["state"] != "verified"]
     actions = _actions_for(reg, report, blockers)
     inputs = {k: states[k]["sha256"] if states[k]["state"] == "verified" else None for k in plan.inputs}
-    problems, facts = environment(reg, plan)
+    problems, facts = environment(reg, plan.pipeline)
     return GateVerdict(not blockers and not problems, inputs, blockers, actions, problems, facts)
 
 
-def environment(reg, plan: Plan) -> tuple[list[str], dict]:
+def environment(reg, p: Pipeline) -> tuple[list[str], dict]:
     """What would fail a step for want of its environment, and the environment's facts.
 
     The checkout and the venv's interpreter must exist; every package the pipeline declares must
     be installed in that venv at a version its specifier accepts; every binary it declares must be
-    on the venv's PATH. Facts (Python, all package versions, GPUs) are what the run records.
+    on the venv's PATH. Facts (Python, all package versions, GPUs) are what a run records. The
+    verdict is also kept in the registry root, so that `reg status` can show it without spawning.
     """
     import os
     import shutil
 
-    p = plan.pipeline
     root = reg.pipeline_root(p.key)
-    problems = []
+    python = python_of(reg, p)
+    problems, facts = [], {}
     if not root.is_dir():
         problems.append(f"the {p.name} checkout {root} does not exist: clone {p.repo or 'it'} there, or point reg "
                         f"at yours with `reg config pipelines.{p.key}.root PATH`")
-    if p.venv and not os.access(plan.python, os.X_OK):
-        problems.append(f"the virtualenv interpreter {plan.python} does not exist: create the venv ({p.venv}) and "
+    if p.venv and not os.access(python, os.X_OK):
+        problems.append(f"the virtualenv interpreter {python} does not exist: create the venv ({p.venv}) and "
                         f"install {p.name}'s requirements in it")
-        return problems, {}
-    facts = execute.environment_facts(plan)
-    installed = {_normal(name): version for name, version in facts.get("packages", {}).items()}
-    pip = os.path.join(os.path.dirname(plan.python), "pip")
-    for name, spec in p.packages.items():
-        have = installed.get(_normal(name))
-        if have is None:
-            problems.append(f"{name} is not installed in {plan.python}'s environment: {pip} install '{name}{spec}'")
-        elif spec and not _satisfies(have, spec):
-            problems.append(f"{name} {have} is installed but {p.name} needs {name}{spec}: {pip} install '{name}{spec}'")
-    path = os.pathsep.join(filter(None, [plan.steps[0].env.get("PATH"), os.environ.get("PATH")]))
-    for binary in p.binaries:
-        if shutil.which(binary, path=path) is None:
-            problems.append(f"{binary} is not on PATH (needed by {p.name}): install it, e.g. `apt install {binary}`")
+    else:
+        facts = execute.environment_facts(python)
+        installed = {_normal(name): version for name, version in facts.get("packages", {}).items()}
+        pip = os.path.join(os.path.dirname(python), "pip")
+        for name, spec in p.packages.items():
+            have = installed.get(_normal(name))
+            if have is None:
+                problems.append(f"{name} is not installed in {python}'s environment: {pip} install '{name}{spec}'")
+            elif spec and not _satisfies(have, spec):
+                problems.append(f"{name} {have} is installed but {p.name} needs {name}{spec}: "
+                                f"{pip} install '{name}{spec}'")
+        path = os.pathsep.join(filter(None, [os.path.dirname(python) if p.venv else "", os.environ.get("PATH")]))
+        for binary in p.binaries:
+            if shutil.which(binary, path=path) is None:
+                problems.append(f"{binary} is not on PATH (needed by {p.name}): install it, e.g. `apt install {binary}`")
+    from registry.status import save_environment_check
+
+    save_environment_check(reg, p.key, problems)
     return problems, facts
 
 

@@ -336,3 +336,21 @@ def test_satisfied_environment_is_recorded_with_the_run(reg, tmp_path):
     run = _runs(reg)[0]
     env = reg.json("show", "run", str(run["id"]))[1]["environment"]
     assert env["executable"].startswith(sys.prefix) and "click" in {k.lower() for k in env["packages"]}
+
+
+def test_env_command_and_status_show_environment_problems(reg, tmp_path):
+    _tiny(reg, tmp_path, '{ "Not-Installed_Pkg" = ">=1" }', '[]')
+    _, doc = reg.json("status")
+    tiny = next(p for p in doc["pipelines"] if p["key"] == "tiny")
+    assert tiny["environment"]["last_check"] is None and tiny["ready"]  # unknown is not a blocker
+    code, report = reg.json("env", "tiny")
+    assert code == 3 and not report["tiny"]["ok"] and "Not-Installed_Pkg" in report["tiny"]["problems"][0]
+    _, doc = reg.json("status")
+    action = next(a for a in doc["owner_actions"] if a["id"] == "environment:tiny")
+    assert "Not-Installed_Pkg" in action["steps"][0] and action["commands"] == ["reg env tiny"]
+    v1 = next(v for v in doc["versions"] if (v["episode"], v["version"]) == ("800", "v1"))
+    assert not v1["ready"] and v1["blockers"] == [{"asset": None, "state": "environment", "action": "environment:tiny"}]
+    _tiny(reg, tmp_path, '{ click = ">=8" }', '[]')
+    assert reg("env", "tiny").exit_code == 0
+    _, doc = reg.json("status")
+    assert next(v for v in doc["versions"] if v["episode"] == "800")["ready"]
