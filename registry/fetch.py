@@ -217,8 +217,8 @@ def _resolve(reg, asset: Asset) -> Remote:
     if src.type == "url":
         return Remote(_mirrored(reg, src.url), asset.sha256, asset.size, asset.sha256 or "noetag", {})
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
+    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
     from huggingface_hub.utils import build_hf_headers
 
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
@@ -238,7 +238,7 @@ def _resolve(reg, asset: Asset) -> Remote:
         raise RegError(f"Hugging Face has no {src.file} at {src.repo}@{src.revision} for '{asset.key}' "
                        f"({type(exc).__name__}). Fix the source of '{asset.key}' in {asset.manifest}, or log in "
                        "if the repository is private.") from None
-    except (HfHubHTTPError, OSError, Exception) as exc:  # network down, DNS, TLS, 5xx
+    except Exception as exc:  # 5xx, DNS, TLS, refused: the transport's errors differ by client version (httpx, httpx2)
         raise DownloadError(f"Cannot reach {endpoint} for '{asset.key}': {exc}. Check the network (or HF_ENDPOINT), "
                             "or use --offline to see what is missing without trying.") from None
     etag = (meta.etag or "").strip('"')
