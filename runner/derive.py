@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from registry.add import AddResult, Candidate, ProgressFactory, null_progress, store_and_place
 from registry.errors import BlockedError, RegError
 
-from .plan import _fill, python_of
+from .plan import fill_template, python_of
 
 TIMEOUT_S = 6 * 3600
 
@@ -49,8 +49,8 @@ def derive(reg, key: str, replace: bool = False, link: str = "symlink",
             shutil.copyfile(reg.store.object_path(states[k]["sha256"]), copies[k])
         values = {"python": python_of(reg, pipeline), "root": str(reg.pipeline_root(pipeline.key)),
                   "work": str(work), "input": SimpleNamespace(**copies)}
-        argv = [_fill(a, values, pipeline, f"derive {key}") for a in src.command]
-        output = Path(_fill(src.output, values, pipeline, f"derive {key}"))
+        argv = [fill_template(a, values, pipeline, f"derive {key}") for a in src.command]
+        output = Path(fill_template(src.output, values, pipeline, f"derive {key}"))
         _run(argv, values["root"], pipeline, key)
         if not output.is_file():
             raise RegError(f"`{shlex.join(argv)}` exited 0 but left no {output}; fix `output` of '{key}' in "

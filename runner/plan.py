@@ -89,9 +89,9 @@ def resolve(reg, episode: str, version: str, run_dir: Path) -> Plan:
         venv_env = {"VIRTUAL_ENV": venv, "PATH": f"{venv}/bin:{os.environ.get('PATH', '')}"}
     steps = []
     for spec in pipeline.steps:
-        env = {**venv_env, **{k: _fill(x, values, pipeline, spec.name) for k, x in {**pipeline.env, **spec.env}.items()}}
-        steps.append(Step(spec.name, [_fill(a, values, pipeline, spec.name) for a in spec.argv], root, env,
-                          list(spec.reads), [_fill(o, values, pipeline, spec.name) for o in spec.outputs]))
+        env = {**venv_env, **{k: fill_template(x, values, pipeline, spec.name) for k, x in {**pipeline.env, **spec.env}.items()}}
+        steps.append(Step(spec.name, [fill_template(a, values, pipeline, spec.name) for a in spec.argv], root, env,
+                          list(spec.reads), [fill_template(o, values, pipeline, spec.name) for o in spec.outputs]))
     templates = [(s.name, s.argv, sorted({**pipeline.env, **s.env}.items()), s.outputs) for s in pipeline.steps]
     template_fp = hashlib.sha256(json.dumps({"steps": templates, "params": v.params, "pipeline": pipeline.key},
                                             sort_keys=True, default=str).encode()).hexdigest()
@@ -106,7 +106,8 @@ class _Formatter(string.Formatter):
             raise LookupError(field_name) from exc
 
 
-def _fill(template: str, values: dict, pipeline: Pipeline, step: str) -> str:
+def fill_template(template: str, values: dict, pipeline: Pipeline, step: str) -> str:
+    """Fill an argv template (steps, derived sources); a missing placeholder names the step and the fix."""
     try:
         return _Formatter().vformat(template, (), values)
     except LookupError as exc:

@@ -179,3 +179,27 @@ def write_tgz(path: Path, members: dict[str, Path]) -> Path:
         for name, src in members.items():
             t.add(src, arcname=name)
     return path
+
+
+def write_tiny_pipeline(root: Path, checkout: Path, episode: str, versions: dict[str, str],
+                        packages: str = "{}", binaries: str = "[]") -> None:
+    """A one-step pipeline (writes {out}/result.txt with this interpreter) and an episode whose
+    versions (name -> state) use it, as a manifest in the registry root."""
+    import sys
+
+    lines = "\n".join(f'versions.{v} = {{ pipeline = "tiny", state = "{state}" }}' for v, state in versions.items())
+    (root / "manifests").mkdir(parents=True, exist_ok=True)
+    (root / "manifests" / "tiny.toml").write_text(f"""
+[pipelines.tiny]
+name = "Tiny"
+root = "{checkout}"
+venv = "{sys.prefix}"
+packages = {packages}
+binaries = {binaries}
+[[pipelines.tiny.steps]]
+name = "write"
+argv = ["{{python}}", "-c", "import sys; open(sys.argv[1], 'w').write('ok')", "{{out}}/result.txt"]
+outputs = ["{{out}}/result.txt"]
+[episodes.{episode}]
+{lines}
+""")

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from factories import write_flame_fixed
+from factories import write_flame_fixed, write_tiny_pipeline
 
 
 def _pg_bindir() -> str | None:
@@ -100,23 +100,8 @@ def test_migrations_round_trip_on_postgres(pg_reg):
 
 
 def test_render_lock_runs_and_promotion_on_postgres(pg_reg, tmp_path):
-    import sys
-
     reg = pg_reg
-    (reg.root / "manifests").mkdir(parents=True, exist_ok=True)
-    (reg.root / "manifests" / "pg.toml").write_text(f'''
-[pipelines.tiny]
-name = "Tiny"
-root = "{tmp_path}"
-venv = "{sys.prefix}"
-[[pipelines.tiny.steps]]
-name = "write"
-argv = ["{{python}}", "-c", "import sys; open(sys.argv[1], 'w').write('ok')", "{{out}}/result.txt"]
-outputs = ["{{out}}/result.txt"]
-[episodes.700]
-versions.v1 = {{ pipeline = "tiny", state = "production" }}
-versions.v2 = {{ pipeline = "tiny", state = "candidate" }}
-''')
+    write_tiny_pipeline(reg.root, tmp_path, "700", {"v1": "production", "v2": "candidate"})
     assert reg("render", "episode", "700", "--version", "v2").exit_code == 0
     assert "up to date" in reg("render", "episode", "700", "--version", "v2").stdout
     runs = reg.json("runs")[1]

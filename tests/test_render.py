@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from factories import write_tiny_pipeline
+
 
 TOY = Path(__file__).resolve().parents[1] / "examples" / "demo"  # the README demo pipeline
 
@@ -303,20 +305,7 @@ def test_render_on_a_gpu_machine_records_the_gpu(toy, tmp_path):
 
 
 def _tiny(reg, tmp_path, packages: str, binaries: str) -> None:
-    (reg.root / "manifests").mkdir(parents=True, exist_ok=True)
-    (reg.root / "manifests" / "tiny.toml").write_text(f"""
-[pipelines.tiny]
-name = "Tiny"
-root = "{tmp_path}"
-venv = "{sys.prefix}"
-packages = {packages}
-binaries = {binaries}
-[[pipelines.tiny.steps]]
-name = "write"
-argv = ["{{python}}", "-c", "import sys; open(sys.argv[1], 'w').write('ok')", "{{out}}/result.txt"]
-[episodes.800]
-versions.v1 = {{ pipeline = "tiny", state = "candidate" }}
-""")
+    write_tiny_pipeline(reg.root, tmp_path, "800", {"v1": "candidate"}, packages, binaries)
 
 
 def test_gate_checks_declared_packages_and_binaries(reg, tmp_path):
