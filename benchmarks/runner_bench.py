@@ -16,15 +16,14 @@ from pathlib import Path
 
 from _common import REG, machine, median_of, timed, write_random
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--inputs", type=int, default=50)
     a = ap.parse_args()
-    from registry.root import Registry
-    from runner.render import render
+    from reg.registry.root import Registry
+    from reg.runner.render import render
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from _common import REG, machine, timed
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def build(root: Path, n_assets: int, n_versions: int) -> None:
@@ -31,10 +30,10 @@ def build(root: Path, n_assets: int, n_versions: int) -> None:
                      f'versions.v2 = {{ pipeline = "bench", state = "candidate", requires = [{inputs}] }}\n')
     (root / "manifests" / "bench.toml").write_text("\n".join(lines))
 
-    from registry import records
-    from registry.models import AssetRecord, StoreObject
-    from registry.root import Registry
-    from registry.store import Fingerprint
+    from reg.registry import records
+    from reg.registry.models import AssetRecord, StoreObject
+    from reg.registry.root import Registry
+    from reg.registry.store import Fingerprint
     from sqlalchemy.orm import Session
 
     reg = Registry(root)

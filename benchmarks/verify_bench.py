@@ -18,7 +18,6 @@ from pathlib import Path
 
 from _common import REG, machine, median_of, timed, write_random
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
@@ -26,8 +25,8 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=16)
     ap.add_argument("--mib", type=int, default=256)
     a = ap.parse_args()
-    from registry.root import Registry
-    from registry.verify import verify
+    from reg.registry.root import Registry
+    from reg.registry.verify import verify
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         tmp = Path(tmp)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from registry.errors import BlockedError, RegError
+from reg.registry.errors import BlockedError, RegError
 
 from .format import format_result, format_status, format_summary
 
@@ -54,7 +54,7 @@ def _emit_results(results, as_json: bool) -> None:
 
 
 def _registry(ctx):
-    from registry.root import Registry, find_root
+    from reg.registry.root import Registry, find_root
 
     return Registry(find_root(ctx.obj.get("root")))
 
@@ -62,7 +62,7 @@ def _registry(ctx):
 def _progress_factory(as_json: bool):
     """tqdm bars on a terminal; nothing with --json or when stderr is not a TTY."""
     if as_json or not sys.stderr.isatty():
-        from registry.add import null_progress
+        from reg.registry.add import null_progress
 
         return null_progress
     from tqdm import tqdm
@@ -74,6 +74,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="reg", message="reg %(version)s")
 @click.option("--root", envvar=None, help="Registry root (default: $REG_HOME, nearest .reg/, per-user data dir).")
 @click.pass_context
 def cli(ctx, root):
@@ -87,7 +88,7 @@ def cli(ctx, root):
 @handles_errors
 def init(as_json):
     """Make a .reg/ registry in the current directory."""
-    from registry.root import Registry, init_root
+    from reg.registry.root import Registry, init_root
 
     reg = Registry(init_root(Path.cwd()))
     reg.engine  # creates and migrates the database
@@ -101,7 +102,7 @@ def init(as_json):
 @handles_errors
 def status(ctx, as_json, strict):
     """What is blocked, by what, and the action that unblocks it."""
-    from registry.status import build_status
+    from reg.registry.status import build_status
 
     report = build_status(_registry(ctx))
     _emit_json(report) if as_json else click.echo(format_status(report))
@@ -121,7 +122,7 @@ def status(ctx, as_json, strict):
 @handles_errors
 def add(ctx, file, as_key, sha256, replace, link, as_json):
     """Identify FILE (or the catalogued files in an archive), verify, store and place it."""
-    from registry.add import add_file
+    from reg.registry.add import add_file
 
     _emit_results(add_file(_registry(ctx), file, as_key, sha256, replace, link, _progress_factory(as_json)), as_json)
 
@@ -139,8 +140,8 @@ def add(ctx, file, as_key, sha256, replace, link, as_json):
 @handles_errors
 def fetch(ctx, keys, missing, episode, version, pipeline, offline, link, as_json):
     """Download open weights (Hugging Face, URLs), verified, resumable; then store and place them."""
-    from registry.fetch import fetch as run_fetch
-    from registry.fetch import missing_keys
+    from reg.registry.fetch import fetch as run_fetch
+    from reg.registry.fetch import missing_keys
 
     reg = _registry(ctx)
     if missing:
@@ -163,7 +164,7 @@ def fetch(ctx, keys, missing, episode, version, pipeline, offline, link, as_json
 @handles_errors
 def derive(ctx, key, replace, link, as_json):
     """Make a derived asset (e.g. a fixed file) by running its command on its verified inputs."""
-    from runner.derive import derive as run_derive
+    from reg.runner.derive import derive as run_derive
 
     _emit_results(run_derive(_registry(ctx), key, replace, link, _progress_factory(as_json)), as_json)
 
@@ -176,7 +177,7 @@ def derive(ctx, key, replace, link, as_json):
 @handles_errors
 def verify(ctx, keys, full, as_json):
     """Check that every placed file is still the verified one."""
-    from registry.verify import verify as run_verify
+    from reg.registry.verify import verify as run_verify
 
     results = run_verify(_registry(ctx), list(keys), full, _progress_factory(as_json))
     bad = [r for r in results if r.state != "verified"]
@@ -198,7 +199,7 @@ def verify(ctx, keys, full, as_json):
 @handles_errors
 def check_env(ctx, pipelines, as_json):
     """Check pipelines' environments: checkout, venv, declared packages and binaries (all by default)."""
-    from runner.gate import environment
+    from reg.runner.gate import environment
 
     reg = _registry(ctx)
     for key in pipelines:
@@ -227,8 +228,8 @@ def check_env(ctx, pipelines, as_json):
 @handles_errors
 def list_assets(ctx, as_json):
     """List catalogued assets with state, size, source and licence."""
-    from registry import records
-    from registry.status import asset_states
+    from reg.registry import records
+    from reg.registry.status import asset_states
 
     reg = _registry(ctx)
     states, lic = asset_states(reg), records.licence_records(reg)
@@ -257,8 +258,8 @@ def list_assets(ctx, as_json):
 @handles_errors
 def show(ctx, key, run_id, as_json):
     """One asset's (or licence's) whole record and history; `show run ID` for a render."""
-    from registry import records
-    from registry.status import asset_states
+    from reg.registry import records
+    from reg.registry.status import asset_states
 
     reg = _registry(ctx)
     if key == "run":
@@ -320,7 +321,7 @@ def _event(e) -> dict:
 @handles_errors
 def licence(ctx, key, state, note, as_json):
     """Record where you stand with a gated licence (KEY: licence or gated asset)."""
-    from registry import records
+    from reg.registry import records
 
     reg = _registry(ctx)
     lic = reg.catalog.licence_for(key)
@@ -337,7 +338,7 @@ def licence(ctx, key, state, note, as_json):
 @handles_errors
 def config(ctx, key, value, as_json):
     """Read or set a per-machine setting, e.g. `reg config pipelines.cap4d.root ~/src/cap4d`."""
-    from registry import records
+    from reg.registry import records
 
     reg = _registry(ctx)
     parts = key.split(".")
@@ -371,8 +372,8 @@ def render(ctx, target, version, all_episodes, dry_run, force, timeout, as_json)
     import gc
 
     gc.enable()  # a render can run for hours (see main())
-    from runner.render import render as run_render
-    from runner.render import render_all
+    from reg.runner.render import render as run_render
+    from reg.runner.render import render_all
 
     reg = _registry(ctx)
     if all_episodes == bool(target):
@@ -456,8 +457,8 @@ def _result_json(r) -> dict:
 @handles_errors
 def runs(ctx, episode, as_json):
     """Every recorded render: state, times, exit code (vanished ones are marked lost)."""
-    from registry import records
-    from runner.render import holder_alive
+    from reg.registry import records
+    from reg.runner.render import holder_alive
 
     reg = _registry(ctx)
     records.mark_lost(reg, holder_alive)
@@ -479,7 +480,7 @@ def _run_summary(r) -> dict:
 
 
 def _run(reg, run_id: int):
-    from registry import records
+    from reg.registry import records
 
     run = records.get_run(reg, run_id)
     if run is None:
@@ -496,7 +497,7 @@ def log(ctx, run_id, follow):
     """Print a run's log (its steps' combined output)."""
     import time
 
-    from registry import records
+    from reg.registry import records
 
     reg = _registry(ctx)
     path = Path(_run(reg, run_id).run_dir) / "log.txt"
@@ -522,7 +523,7 @@ def log(ctx, run_id, follow):
 @handles_errors
 def promote(ctx, what, episode, version):
     """`promote episode 11 v8`: make v8 production; the previous production version is kept as previous."""
-    from runner.render import promote as run_promote
+    from reg.runner.render import promote as run_promote
 
     if what != "episode":
         raise click.UsageError("say `reg promote episode N VERSION`")
@@ -538,8 +539,8 @@ def promote(ctx, what, episode, version):
 @handles_errors
 def versions(ctx, what, episode, as_json):
     """`versions episode 11`: each version with its state and last run."""
-    from registry import records
-    from runner.render import effective_state
+    from reg.registry import records
+    from reg.runner.render import effective_state
 
     if what != "episode":
         raise click.UsageError("say `reg versions episode N`")

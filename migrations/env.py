@@ -6,7 +6,7 @@ import os
 from alembic import context
 from sqlalchemy import create_engine
 
-from registry.models import Base
+from reg.registry.models import Base
 
 config = context.config
 target_metadata = Base.metadata

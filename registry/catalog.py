@@ -170,7 +170,7 @@ def _unknown(what: str, key: str, known) -> str:
 
 
 def shipped_manifest_files() -> list[Path]:
-    base = resources.files("manifests")
+    base = resources.files("reg.manifests")
     return sorted(Path(str(p)) for p in base.iterdir() if p.name.endswith(".toml"))
 
 

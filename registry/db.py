@@ -19,7 +19,7 @@ SCHEMA_HEAD = "0003"  # tests/test_migrations.py asserts this equals Alembic's h
 def migrations_dir() -> Path:
     from importlib import resources
 
-    return Path(str(resources.files("migrations")))
+    return Path(str(resources.files("reg.migrations")))
 
 
 def alembic_config(connection=None):

@@ -15,8 +15,8 @@ import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
-from registry.add import AddResult, Candidate, ProgressFactory, null_progress, store_and_place
-from registry.errors import BlockedError, RegError
+from reg.registry.add import AddResult, Candidate, ProgressFactory, null_progress, store_and_place
+from reg.registry.errors import BlockedError, RegError
 
 from .plan import fill_template, python_of
 
@@ -25,8 +25,8 @@ TIMEOUT_S = 6 * 3600
 
 def derive(reg, key: str, replace: bool = False, link: str = "symlink",
            progress: ProgressFactory = null_progress) -> list[AddResult]:
-    from registry.status import asset_states
-    from registry.verify import verify
+    from reg.registry.status import asset_states
+    from reg.registry.verify import verify
 
     catalog = reg.catalog
     asset = catalog.asset(key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from registry.catalog import Pipeline
+from reg.registry.catalog import Pipeline
 
 from . import execute
 from .plan import Plan, python_of
@@ -22,8 +22,8 @@ class GateVerdict:
 
 def check(reg, plan: Plan) -> GateVerdict:
     """Stat every input right now (a file changed since verification is rehashed), then judge."""
-    from registry.status import build_status
-    from registry.verify import verify
+    from reg.registry.status import build_status
+    from reg.registry.verify import verify
 
     verify(reg, plan.inputs)
     report = build_status(reg)
@@ -71,7 +71,7 @@ def environment(reg, p: Pipeline) -> tuple[list[str], dict]:
         for binary in p.binaries:
             if shutil.which(binary, path=path) is None:
                 problems.append(f"{binary} is not on PATH (needed by {p.name}): install it, e.g. `apt install {binary}`")
-    from registry.status import save_environment_check
+    from reg.registry.status import save_environment_check
 
     save_environment_check(reg, p.key, problems)
     return problems, facts
@@ -96,7 +96,7 @@ def _satisfies(version: str, spec: str) -> bool:
 
 def _actions_for(reg, report: dict, blockers: list[dict]) -> list[dict]:
     """The status actions for these blockers, narrowed to this render's files (same wording)."""
-    from registry.status import add_command
+    from reg.registry.status import add_command
 
     mine = {b["asset"] for b in blockers}
     out = []

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
-from registry.catalog import EpisodeVersion, Pipeline
-from registry.errors import RegError
+from reg.registry.catalog import EpisodeVersion, Pipeline
+from reg.registry.errors import RegError
 
 
 @dataclass

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from registry import records
+from reg.registry import records
 
 from . import execute, gate
 from .plan import Plan, find_version, resolve
@@ -123,7 +123,7 @@ def store_outputs(reg, out_dir: Path) -> dict[str, str]:
 
 def render_all(reg, version: str, **kwargs) -> list[RenderResult]:
     """Every episode that has this version; up-to-date ones skip, a failure does not stop the rest."""
-    from registry.errors import RegError
+    from reg.registry.errors import RegError
 
     results = []
     for key, ep in reg.catalog.episodes.items():

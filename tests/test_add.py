@@ -203,7 +203,7 @@ def test_two_processes_add_to_one_registry_at_once(reg, tmp_path):
 
     a = write_flame_fixed(tmp_path / "a" / "flame2023_no_jaw.pkl")
     b = write_flame_fixed(tmp_path / "b" / "generic_model.pkl", seed=3)
-    cmd = [sys.executable, "-m", "cli.main", "--root", str(reg.root), "add"]
+    cmd = [sys.executable, "-m", "reg", "--root", str(reg.root), "add"]
     procs = [subprocess.Popen(cmd + [str(f)], stderr=subprocess.PIPE, text=True) for f in (a, b)]
     assert [p.wait() for p in procs] == [0, 0], [p.stderr.read() for p in procs]
     _, doc = reg.json("status")

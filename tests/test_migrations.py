@@ -8,8 +8,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from registry.db import SCHEMA_HEAD, alembic_config, current_revision, make_engine
-from registry.models import Base
+from reg.registry.db import SCHEMA_HEAD, alembic_config, current_revision, make_engine
+from reg.registry.models import Base
 
 
 def test_upgrade_downgrade_upgrade_and_no_autogenerate_diff(tmp_path):

@@ -87,8 +87,8 @@ def test_migrations_round_trip_on_postgres(pg_reg):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from registry.db import SCHEMA_HEAD, alembic_config, current_revision, make_engine
-    from registry.models import Base
+    from reg.registry.db import SCHEMA_HEAD, alembic_config, current_revision, make_engine
+    from reg.registry.models import Base
 
     engine = make_engine(os.environ["REG_DATABASE_URL"])
     for target in ("head", "base", "head"):

@@ -99,10 +99,8 @@ def _runs(reg, *args):
 
 
 def _reg_process(reg, *args) -> subprocess.Popen:
-    paths = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
-    return subprocess.Popen([sys.executable, "-m", "cli.main", "--root", str(reg.root), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen([sys.executable, "-m", "reg", "--root", str(reg.root), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _wait_for(predicate, timeout=20.0):

@@ -5,7 +5,7 @@ import struct
 
 from click.testing import CliRunner
 
-from cli.main import cli
+from reg.cli.main import cli
 
 
 def _status_root(args=(), cwd=None, env=None, monkeypatch=None):
