@@ -20,8 +20,9 @@ def timed(cmd: list, repeat: int = 3, env: dict | None = None, before=None) -> f
         if before:
             before()
         t = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       env={**os.environ, **(env or {})})
+        subprocess.run(
+            cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}
+        )
         times.append(time.perf_counter() - t)
     return min(times)
 
@@ -36,7 +37,8 @@ def median_of(fn, repeat: int = 5) -> float:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
     return f"{cpu}, {os.cpu_count()} cores, Python {sys.version.split()[0]}"
 
 

@@ -34,20 +34,40 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         tmp = Path(tmp)
         root, cache = tmp / "reg", tmp / "hf-cache"
-        manifest = ('[assets."bench.blob"]\nkind = "weights"\n'
-                    f'path = "{tmp}/placed/blob.bin"\nsource = {{ huggingface = "bench/models", file = "blob.bin" }}\n')
+        manifest = (
+            '[assets."bench.blob"]\nkind = "weights"\n'
+            f'path = "{tmp}/placed/blob.bin"\nsource = {{ huggingface = "bench/models", file = "blob.bin" }}\n'
+        )
         env = {"HF_ENDPOINT": url, "HF_HOME": str(tmp / "hf-home"), "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 
         def fresh():
             fresh_registry(root, manifest, tmp / "placed")
 
-        plain = timed([sys.executable, "-c", "import sys; from huggingface_hub import hf_hub_download; "
-                       "hf_hub_download('bench/models', 'blob.bin', cache_dir=sys.argv[1])", cache],
-                      a.repeat, env, before=lambda: shutil.rmtree(cache, ignore_errors=True))
-        durable = timed([sys.executable, "-c", "import os, sys; from huggingface_hub import hf_hub_download; "
-                         "p = hf_hub_download('bench/models', 'blob.bin', cache_dir=sys.argv[1]); "
-                         "fd = os.open(os.path.realpath(p), os.O_RDONLY); os.fsync(fd)", cache],
-                        a.repeat, env, before=lambda: shutil.rmtree(cache, ignore_errors=True))
+        plain = timed(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from huggingface_hub import hf_hub_download; "
+                "hf_hub_download('bench/models', 'blob.bin', cache_dir=sys.argv[1])",
+                cache,
+            ],
+            a.repeat,
+            env,
+            before=lambda: shutil.rmtree(cache, ignore_errors=True),
+        )
+        durable = timed(
+            [
+                sys.executable,
+                "-c",
+                "import os, sys; from huggingface_hub import hf_hub_download; "
+                "p = hf_hub_download('bench/models', 'blob.bin', cache_dir=sys.argv[1]); "
+                "fd = os.open(os.path.realpath(p), os.O_RDONLY); os.fsync(fd)",
+                cache,
+            ],
+            a.repeat,
+            env,
+            before=lambda: shutil.rmtree(cache, ignore_errors=True),
+        )
         reg = timed([REG, "--root", root, "fetch", "bench.blob", "--json"], a.repeat, env, before=fresh)
     server.shutdown()
     print(f"machine: {machine()}")
@@ -56,8 +76,10 @@ def main() -> None:
     print(f"{'hf_hub_download (no verification)':44} {plain:8.3f} {a.mib / plain:8.0f}")
     print(f"{'hf_hub_download, then fsync (on disk)':44} {durable:8.3f} {a.mib / durable:8.0f}")
     print(f"{'reg fetch (download+sha256+fsync+store+place)':44} {reg:8.3f} {a.mib / reg:8.0f}")
-    print(f"reg / hf_hub_download = {reg / plain:.2f} (target <= 1.2); "
-          f"reg / (hf_hub_download + fsync) = {reg / durable:.2f}")
+    print(
+        f"reg / hf_hub_download = {reg / plain:.2f} (target <= 1.2); "
+        f"reg / (hf_hub_download + fsync) = {reg / durable:.2f}"
+    )
 
 
 if __name__ == "__main__":

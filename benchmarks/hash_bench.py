@@ -26,8 +26,10 @@ def main() -> None:
         tmp = Path(tmp)
         blob = write_random(tmp / "blob.bin", int(a.gib * 1024))
         root = tmp / "reg"
-        manifest = ('[assets."bench.blob"]\nkind = "weights"\n'
-                    f'path = "{tmp}/placed/blob.bin"\nsource = {{ url = "http://example.invalid/blob" }}\n')
+        manifest = (
+            '[assets."bench.blob"]\nkind = "weights"\n'
+            f'path = "{tmp}/placed/blob.bin"\nsource = {{ url = "http://example.invalid/blob" }}\n'
+        )
 
         def fresh():
             fresh_registry(root, manifest, tmp / "placed")
@@ -43,7 +45,9 @@ def main() -> None:
     print(f"{'command':30} {'seconds':>8} {'MiB/s':>8} {'reg vs this':>12}")
     for name, t in (("openssl dgst -sha256", openssl), ("sha256sum", sha256sum), ("reg add (hash+store+place)", reg)):
         print(f"{name:30} {t:8.3f} {size / t:8.0f} {reg / t:11.2f}x")
-    print(f"reg / openssl = {reg / openssl:.2f} (target <= 1.15); sha256sum / reg = {sha256sum / reg:.2f} (target >= 3)")
+    print(
+        f"reg / openssl = {reg / openssl:.2f} (target <= 1.15); sha256sum / reg = {sha256sum / reg:.2f} (target >= 3)"
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from pathlib import Path
 from _common import REG, machine, median_of, timed, write_random
 
 
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--inputs", type=int, default=50)
@@ -34,13 +33,19 @@ def main() -> None:
         (root / "manifests" / "bench.toml").write_text(
             f'[pipelines.noop]\nname = "no-op"\nroot = "{tmp}"\nrequires = {keys!r}\n'.replace("'", '"')
             + f'[[pipelines.noop.steps]]\nname = "noop"\nargv = {step!r}\n'.replace("'", '"')
-            + "".join(f'[assets.{k}]\nkind = "weights"\npipeline = "noop"\npath = "in/{k}.bin"\n'
-                      f'source = {{ url = "http://example.invalid/{k}" }}\n' for k in keys)
-            + '[episodes.1]\nversions.v1 = { pipeline = "noop", state = "candidate" }\n')
+            + "".join(
+                f'[assets.{k}]\nkind = "weights"\npipeline = "noop"\npath = "in/{k}.bin"\n'
+                f'source = {{ url = "http://example.invalid/{k}" }}\n'
+                for k in keys
+            )
+            + '[episodes.1]\nversions.v1 = { pipeline = "noop", state = "candidate" }\n'
+        )
         for k in keys:
             (tmp / "src").mkdir(exist_ok=True)
             src = write_random(tmp / "src" / f"{k}.bin", 1)
-            subprocess.run([REG, "--root", root, "add", src, "--as", k, "--json"], check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [REG, "--root", root, "add", src, "--as", k, "--json"], check=True, stdout=subprocess.DEVNULL
+            )
         reg = Registry(root)
         render(reg, "1", "v1", force=True)  # warm caches (catalog, environment facts)
         direct = median_of(lambda: subprocess.run(step, check=True), 7)

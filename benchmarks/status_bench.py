@@ -15,26 +15,30 @@ from pathlib import Path
 from _common import REG, machine, timed
 
 
-
 def build(root: Path, n_assets: int, n_versions: int) -> None:
     (root / "manifests").mkdir(parents=True)
     files = root / "files"
-    lines = ['[pipelines.bench]\nname = "Bench"\nroot = "%s"\nrequires = ["b00000", "b00001"]\n' % files]
+    lines = [f'[pipelines.bench]\nname = "Bench"\nroot = "{files}"\nrequires = ["b00000", "b00001"]\n']
     for i in range(n_assets):
-        lines.append(f'[assets.b{i:05d}]\nkind = "weights"\npipeline = "bench"\npath = "w/{i:05d}.bin"\n'
-                     f'source = {{ url = "http://example.invalid/{i}" }}\n')
+        lines.append(
+            f'[assets.b{i:05d}]\nkind = "weights"\npipeline = "bench"\npath = "w/{i:05d}.bin"\n'
+            f'source = {{ url = "http://example.invalid/{i}" }}\n'
+        )
     per = max(1, n_versions // 2)
     for e in range(per):
         inputs = ", ".join(f'"b{(e * 7 + k) % n_assets:05d}"' for k in range(8))
-        lines.append(f'[episodes.{1000 + e}]\nversions.v1 = {{ pipeline = "bench", state = "production", requires = [{inputs}] }}\n'
-                     f'versions.v2 = {{ pipeline = "bench", state = "candidate", requires = [{inputs}] }}\n')
+        lines.append(
+            f'[episodes.{1000 + e}]\nversions.v1 = {{ pipeline = "bench", state = "production", requires = [{inputs}] }}\n'
+            f'versions.v2 = {{ pipeline = "bench", state = "candidate", requires = [{inputs}] }}\n'
+        )
     (root / "manifests" / "bench.toml").write_text("\n".join(lines))
+
+    from sqlalchemy.orm import Session
 
     from reg.registry import records
     from reg.registry.models import AssetRecord, StoreObject
     from reg.registry.root import Registry
     from reg.registry.store import Fingerprint
-    from sqlalchemy.orm import Session
 
     reg = Registry(root)
     (files / "w").mkdir(parents=True)
@@ -48,8 +52,19 @@ def build(root: Path, n_assets: int, n_versions: int) -> None:
         s.add_all(StoreObject(sha256=sha, size=fp.size, stored_at=now) for i, p, fp, sha in placed)
         s.flush()
         for i, p, fp, sha in placed:
-            s.add(AssetRecord(key=f"b{i:05d}", sha256=sha, placed_path=str(p), link_mode="copy", state="verified",
-                              fp_size=fp.size, fp_mtime_ns=fp.mtime_ns, fp_inode=fp.inode, verified_at=now))
+            s.add(
+                AssetRecord(
+                    key=f"b{i:05d}",
+                    sha256=sha,
+                    placed_path=str(p),
+                    link_mode="copy",
+                    state="verified",
+                    fp_size=fp.size,
+                    fp_mtime_ns=fp.mtime_ns,
+                    fp_inode=fp.inode,
+                    verified_at=now,
+                )
+            )
 
 
 def main() -> None:

@@ -12,12 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from _common import REG, machine, median_of, timed, write_random
-
 
 
 def main() -> None:
@@ -32,13 +30,18 @@ def main() -> None:
         tmp = Path(tmp)
         root = tmp / "reg"
         (root / "manifests").mkdir(parents=True)
-        (root / "manifests" / "bench.toml").write_text("".join(
-            f'[assets."bench.{i}"]\nkind = "weights"\npath = "{tmp}/placed/{i}.bin"\n'
-            f'source = {{ url = "http://example.invalid/{i}" }}\n' for i in range(a.files)))
+        (root / "manifests" / "bench.toml").write_text(
+            "".join(
+                f'[assets."bench.{i}"]\nkind = "weights"\npath = "{tmp}/placed/{i}.bin"\n'
+                f'source = {{ url = "http://example.invalid/{i}" }}\n'
+                for i in range(a.files)
+            )
+        )
         for i in range(a.files):
             src = write_random(tmp / f"{i}.bin", a.mib)
-            subprocess.run([REG, "--root", root, "add", src, "--as", f"bench.{i}", "--json"], check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [REG, "--root", root, "add", src, "--as", f"bench.{i}", "--json"], check=True, stdout=subprocess.DEVNULL
+            )
         reg = Registry(root)
         quick = median_of(lambda: verify(reg), 7)
         full = median_of(lambda: verify(reg, full=True), 3)

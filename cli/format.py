@@ -27,8 +27,10 @@ def format_result(r) -> str:
             lines.append("  gate: every input present and verified; ready to render")
         else:
             verb = "refused" if r.state == "blocked" else "would refuse"
-            lines.append(f"  gate: {verb}; {len(r.verdict.blockers)} input(s) not verified, "
-                         f"{len(r.verdict.problems)} environment problem(s)." + (" To unblock:" if r.verdict.actions else ""))
+            lines.append(
+                f"  gate: {verb}; {len(r.verdict.blockers)} input(s) not verified, "
+                f"{len(r.verdict.problems)} environment problem(s)." + (" To unblock:" if r.verdict.actions else "")
+            )
             for i, a in enumerate(r.verdict.actions, 1):
                 lines += format_action(i, a, {})
         return "\n".join(lines)
@@ -55,9 +57,14 @@ def unblocks_phrase(unblocks: list[dict], states: dict) -> str:
         by_version.setdefault(u["version"], []).append(u["episode"])
     parts = []
     for version, episodes in by_version.items():
-        lead = min(episodes, key=lambda e: (states.get((e, version)) not in ("candidate", "production"), int(e) if e.isdigit() else e))
+        lead = min(
+            episodes,
+            key=lambda e: (states.get((e, version)) not in ("candidate", "production"), int(e) if e.isdigit() else e),
+        )
         rest = len(episodes) - 1
-        parts.append(f"episode {lead} {version}" + (f" and the {rest} other {version} render{'s' * (rest > 1)}" if rest else ""))
+        parts.append(
+            f"episode {lead} {version}" + (f" and the {rest} other {version} render{'s' * (rest > 1)}" if rest else "")
+        )
     return "; ".join(parts)
 
 
@@ -66,7 +73,10 @@ def format_action(i: int, a: dict, states: dict) -> list[str]:
     lines += [f"      - {s}" for s in a["steps"]]
     shown, more = a["commands"][:4], len(a["commands"]) - 4
     if shown:
-        lines.append("      then: " + "\n            ".join(shown + ([f"... {more} more (reg status --json lists them)"] if more > 0 else [])))
+        lines.append(
+            "      then: "
+            + "\n            ".join(shown + ([f"... {more} more (reg status --json lists them)"] if more > 0 else []))
+        )
     files = a["assets"][:6] + ([f"... {len(a['assets']) - 6} more"] if len(a["assets"]) > 6 else [])
     if files:
         lines.append(f"      files: {', '.join(files)}")
@@ -83,11 +93,16 @@ def format_action(i: int, a: dict, states: dict) -> list[str]:
 def format_status(r: dict) -> str:
     s = r["summary"]
     states = {(v["episode"], v["version"]): v["state"] for v in r["versions"]}
-    out = [f"registry {r['root']}",
-           f"{s['assets']} assets: {s['verified']} verified, {s['unverified']} unverified, {s['changed']} changed, "
-           f"{s['missing']} missing; {s['ready']} of {s['versions']} episode versions ready", ""]
-    for title, key in (("Owner actions (a person must do these)", "owner_actions"),
-                       ("Machine actions (no waiting on anyone)", "machine_actions")):
+    out = [
+        f"registry {r['root']}",
+        f"{s['assets']} assets: {s['verified']} verified, {s['unverified']} unverified, {s['changed']} changed, "
+        f"{s['missing']} missing; {s['ready']} of {s['versions']} episode versions ready",
+        "",
+    ]
+    for title, key in (
+        ("Owner actions (a person must do these)", "owner_actions"),
+        ("Machine actions (no waiting on anyone)", "machine_actions"),
+    ):
         if r[key]:
             out.append(f"{title}:")
             for i, a in enumerate(r[key], 1):
@@ -103,13 +118,21 @@ def format_status(r: dict) -> str:
     ready = [v for v in r["versions"] if v["ready"]]
     out.append("Ready: " + (", ".join(f"episode {v['episode']} {v['version']}" for v in ready) or "none"))
     for v in r["production"]:
-        note = "inputs verified" if v["ready"] else f"re-render blocked by {', '.join(b['asset'] or 'its environment' for b in v['blockers'])}"
+        note = (
+            "inputs verified"
+            if v["ready"]
+            else f"re-render blocked by {', '.join(b['asset'] or 'its environment' for b in v['blockers'])}"
+        )
         out.append(f"In production: episode {v['episode']} {v['version']} ({v['pipeline']}; {note})")
     out.append("Pipelines:")
     for p in r["pipelines"]:
         env = p["environment"]["last_check"]
-        env_text = ("environment not checked yet (reg env " + p["key"] + ")" if env is None else
-                    f"environment ok ({env['checked_at']})" if not env["problems"] else
-                    f"environment: {len(env['problems'])} problem(s) ({env['checked_at']})")
+        env_text = (
+            "environment not checked yet (reg env " + p["key"] + ")"
+            if env is None
+            else f"environment ok ({env['checked_at']})"
+            if not env["problems"]
+            else f"environment: {len(env['problems'])} problem(s) ({env['checked_at']})"
+        )
         out.append(f"  {p['key']:16} {'ready' if p['ready'] else 'blocked':8} {env_text}")
     return "\n".join(out)

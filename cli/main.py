@@ -34,7 +34,7 @@ def handles_errors(fn):
             return fn(*args, **kwargs)
         except RegError as exc:
             if kwargs.get("as_json"):
-                _emit_json({"error": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code})
+                _emit_json(exc.to_json())
             else:
                 click.echo(f"error: {exc}", err=True)  # one paragraph; the terminal wraps it
             sys.exit(exc.exit_code)
@@ -49,8 +49,10 @@ def _emit_results(results, as_json: bool) -> None:
         return
     for r in results:
         stored = "stored" if r.newly_stored else "already in the store"
-        click.echo(f"{r.key}: {r.summary}\n  sha256 {r.sha256} ({r.size} bytes, {stored}) from {r.source}\n"
-                   f"  placed at {r.path} ({r.link_mode})")
+        click.echo(
+            f"{r.key}: {r.summary}\n  sha256 {r.sha256} ({r.size} bytes, {stored}) from {r.source}\n"
+            f"  placed at {r.path} ({r.link_mode})"
+        )
 
 
 def _registry(ctx):
@@ -91,7 +93,7 @@ def init(as_json):
     from reg.registry.root import Registry, init_root
 
     reg = Registry(init_root(Path.cwd()))
-    reg.engine  # creates and migrates the database
+    _ = reg.engine  # creates and migrates the database
     _emit_json({"root": str(reg.root)}) if as_json else click.echo(f"Initialised registry in {reg.root}")
 
 
@@ -115,8 +117,13 @@ def status(ctx, as_json, strict):
 @click.option("--as", "as_key", metavar="KEY", help="The catalog key this file is (when its name is ambiguous).")
 @click.option("--sha256", metavar="HEX", help="Refuse the file unless it has this sha256.")
 @click.option("--replace", is_flag=True, help="Accept a different file than the one registered or placed.")
-@click.option("--link", type=click.Choice(["symlink", "hardlink", "copy"]), default="symlink", show_default=True,
-              help="How to put the stored object at the pipeline path.")
+@click.option(
+    "--link",
+    type=click.Choice(["symlink", "hardlink", "copy"]),
+    default="symlink",
+    show_default=True,
+    help="How to put the stored object at the pipeline path.",
+)
 @json_option
 @click.pass_context
 @handles_errors
@@ -129,7 +136,9 @@ def add(ctx, file, as_key, sha256, replace, link, as_json):
 
 @cli.command()
 @click.argument("keys", nargs=-1)
-@click.option("--missing", is_flag=True, help="Everything fetchable that is not verified (scope with the options below).")
+@click.option(
+    "--missing", is_flag=True, help="Everything fetchable that is not verified (scope with the options below)."
+)
 @click.option("--episode", help="With --missing: only what this episode needs.")
 @click.option("--version", "version", help="With --missing --episode: only this version.")
 @click.option("--pipeline", help="With --missing: only what this pipeline needs.")
@@ -151,8 +160,9 @@ def fetch(ctx, keys, missing, episode, version, pipeline, offline, link, as_json
     if not keys:
         _emit_json([]) if as_json else click.echo("Nothing to fetch: every downloadable input is verified.")
         return
-    _emit_results(run_fetch(reg, list(dict.fromkeys(keys)), offline, link, _progress_factory(as_json), quiet=as_json),
-                  as_json)
+    _emit_results(
+        run_fetch(reg, list(dict.fromkeys(keys)), offline, link, _progress_factory(as_json), quiet=as_json), as_json
+    )
 
 
 @cli.command()
@@ -208,8 +218,13 @@ def check_env(ctx, pipelines, as_json):
     report = {}
     for key in pipelines or reg.catalog.pipelines:
         problems, facts = environment(reg, reg.catalog.pipelines[key])
-        report[key] = {"ok": not problems, "problems": problems, "python": facts.get("python"),
-                       "executable": facts.get("executable"), "gpus": facts.get("gpus", [])}
+        report[key] = {
+            "ok": not problems,
+            "problems": problems,
+            "python": facts.get("python"),
+            "executable": facts.get("executable"),
+            "gpus": facts.get("gpus", []),
+        }
     if as_json:
         _emit_json(report)
     else:
@@ -237,10 +252,23 @@ def list_assets(ctx, as_json):
     for key, a in reg.catalog.assets.items():
         licence = None
         if a.source.type == "gated":  # "acquired" is derived: the file is registered and verified
-            licence = "acquired" if states[key]["state"] == "verified" else \
-                getattr(lic.get(a.source.licence), "state", "not-requested")
-        rows.append({"key": key, "state": states[key]["state"], "kind": a.kind, "pipeline": a.pipeline,
-                     "size": a.size, "source": a.source.type, "licence": licence, "path": states[key]["path"]})
+            licence = (
+                "acquired"
+                if states[key]["state"] == "verified"
+                else getattr(lic.get(a.source.licence), "state", "not-requested")
+            )
+        rows.append(
+            {
+                "key": key,
+                "state": states[key]["state"],
+                "kind": a.kind,
+                "pipeline": a.pipeline,
+                "size": a.size,
+                "source": a.source.type,
+                "licence": licence,
+                "path": states[key]["path"],
+            }
+        )
     if as_json:
         _emit_json(rows)
         return
@@ -266,24 +294,52 @@ def show(ctx, key, run_id, as_json):
         if run_id is None:
             raise click.UsageError("say `reg show run ID` (`reg runs` lists them)")
         run = _run(reg, run_id)
-        data = {**_run_summary(run), "run_dir": run.run_dir, "fingerprint": run.fingerprint, "host": run.host,
-                "pid": run.pid, "error": run.error, "inputs": json.loads(run.inputs),
-                "commands": json.loads(run.commands), "environment": json.loads(run.environment),
-                "outputs": json.loads(run.outputs)}
+        data = {
+            **_run_summary(run),
+            "run_dir": run.run_dir,
+            "fingerprint": run.fingerprint,
+            "host": run.host,
+            "pid": run.pid,
+            "error": run.error,
+            "inputs": json.loads(run.inputs),
+            "commands": json.loads(run.commands),
+            "environment": json.loads(run.environment),
+            "outputs": json.loads(run.outputs),
+        }
     elif key in reg.catalog.licences:
         lic = reg.catalog.licences[key]
         rec = records.licence_records(reg).get(key)
-        data = {"licence": _fields(lic),
-                "state": rec.state if rec else "not-requested", "note": rec.note if rec else "",
-                "history": [_event(e) for e in records.events(reg, f"licence:{key}")]}
+        data = {
+            "licence": _fields(lic),
+            "state": rec.state if rec else "not-requested",
+            "note": rec.note if rec else "",
+            "history": [_event(e) for e in records.events(reg, f"licence:{key}")],
+        }
     else:
         asset = reg.catalog.asset(key)
         rec = records.asset_records(reg).get(key)
-        data = {"asset": _fields(asset), "source": _fields(asset.source), **asset_states(reg)[key],
-                "record": {c: getattr(rec, c) for c in ("sha256", "placed_path", "link_mode", "state", "fp_size",
-                                                        "fp_mtime_ns", "fp_inode", "verified_at")} if rec else None,
-                "store_object": str(reg.store.object_path(rec.sha256)) if rec else None,
-                "history": [_event(e) for e in records.events(reg, key)]}
+        data = {
+            "asset": _fields(asset),
+            "source": _fields(asset.source),
+            **asset_states(reg)[key],
+            "record": {
+                c: getattr(rec, c)
+                for c in (
+                    "sha256",
+                    "placed_path",
+                    "link_mode",
+                    "state",
+                    "fp_size",
+                    "fp_mtime_ns",
+                    "fp_inode",
+                    "verified_at",
+                )
+            }
+            if rec
+            else None,
+            "store_object": str(reg.store.object_path(rec.sha256)) if rec else None,
+            "history": [_event(e) for e in records.events(reg, key)],
+        }
     if as_json:
         _emit_json(data)
         return
@@ -344,8 +400,10 @@ def config(ctx, key, value, as_json):
     parts = key.split(".")
     is_path = key == "media.root" or (len(parts) == 3 and parts[0] == "pipelines" and parts[2] == "root")
     if not (is_path or (parts[0] == "mirrors" and len(parts) > 1)):
-        raise RegError(f"Unknown setting '{key}'. Settings are pipelines.<pipeline>.root, media.root and "
-                       "mirrors.<host> (a base URL that serves that host's files).")
+        raise RegError(
+            f"Unknown setting '{key}'. Settings are pipelines.<pipeline>.root, media.root and "
+            "mirrors.<host> (a base URL that serves that host's files)."
+        )
     if is_path and len(parts) == 3 and parts[1] not in reg.catalog.pipelines:
         raise RegError(f"No pipeline '{parts[1]}' in the catalog (known: {', '.join(reg.catalog.pipelines)}).")
     if value is not None:
@@ -357,13 +415,16 @@ def config(ctx, key, value, as_json):
 
 # --- renders ------------------------------------------------------------------------------
 
+
 @cli.command()
 @click.argument("target", nargs=-1)
 @click.option("--version", "version", required=True, help="The episode version to render, e.g. v8.")
 @click.option("--all", "all_episodes", is_flag=True, help="Every episode that has this version.")
 @click.option("--dry-run", is_flag=True, help="Show the resolved plan and the gate's verdict; run nothing.")
 @click.option("--force", is_flag=True, help="Render even if an identical render already succeeded.")
-@click.option("--timeout", type=float, metavar="SECONDS", help="Stop the render (its whole process group) after this long.")
+@click.option(
+    "--timeout", type=float, metavar="SECONDS", help="Stop the render (its whole process group) after this long."
+)
 @json_option
 @click.pass_context
 @handles_errors
@@ -381,9 +442,11 @@ def render(ctx, target, version, all_episodes, dry_run, force, timeout, as_json)
     if target and (len(target) != 2 or target[0] != "episode"):
         raise click.UsageError("the target is `episode N`, e.g. `reg render episode 11 --version v8`")
     on_event, on_line, close = _render_output(as_json, dry_run)
-    kwargs = dict(dry_run=dry_run, force=force, timeout=timeout, on_event=on_event, on_line=on_line)
+    kwargs = {"dry_run": dry_run, "force": force, "timeout": timeout, "on_event": on_event, "on_line": on_line}
     try:
-        results = render_all(reg, version, **kwargs) if all_episodes else [run_render(reg, target[1], version, **kwargs)]
+        results = (
+            render_all(reg, version, **kwargs) if all_episodes else [run_render(reg, target[1], version, **kwargs)]
+        )
     finally:
         close()
     for r in results:
@@ -439,14 +502,24 @@ def _render_output(as_json: bool, dry_run: bool):
 
 
 def _result_json(r) -> dict:
-    out = {"episode": r.episode, "version": r.version, "state": r.state, "run": r.run_id, "error": r.error,
-           "previous_run": r.previous_run, "outputs": r.outputs}
+    out = {
+        "episode": r.episode,
+        "version": r.version,
+        "state": r.state,
+        "run": r.run_id,
+        "error": r.error,
+        "previous_run": r.previous_run,
+        "outputs": r.outputs,
+    }
     if r.verdict is not None:
-        out.update(inputs=r.verdict.inputs, blockers=r.verdict.blockers, actions=r.verdict.actions,
-                   problems=r.verdict.problems)
+        out.update(
+            inputs=r.verdict.inputs, blockers=r.verdict.blockers, actions=r.verdict.actions, problems=r.verdict.problems
+        )
     if r.plan is not None:
-        out["steps"] = [{"name": s.name, "argv": s.argv, "cwd": s.cwd, "env": s.env, "reads": s.reads,
-                         "outputs": s.outputs} for s in r.plan.steps]
+        out["steps"] = [
+            {"name": s.name, "argv": s.argv, "cwd": s.cwd, "env": s.env, "reads": s.reads, "outputs": s.outputs}
+            for s in r.plan.steps
+        ]
     return out
 
 
@@ -467,16 +540,25 @@ def runs(ctx, episode, as_json):
         _emit_json(rows)
         return
     for r in rows:
-        click.echo(f"{r['id']:>5}  episode {r['episode']} {r['version']:5} {r['state']:10} {r['started_at']}  "
-                   f"exit {r['exit_code']}")
+        click.echo(
+            f"{r['id']:>5}  episode {r['episode']} {r['version']:5} {r['state']:10} {r['started_at']}  "
+            f"exit {r['exit_code']}"
+        )
     if not rows:
         click.echo("no runs recorded")
 
 
 def _run_summary(r) -> dict:
-    return {"id": r.id, "episode": r.episode, "version": r.version, "pipeline": r.pipeline, "state": r.state,
-            "exit_code": r.exit_code, "started_at": r.started_at.isoformat(timespec="seconds"),
-            "ended_at": r.ended_at.isoformat(timespec="seconds") if r.ended_at else None}
+    return {
+        "id": r.id,
+        "episode": r.episode,
+        "version": r.version,
+        "pipeline": r.pipeline,
+        "state": r.state,
+        "exit_code": r.exit_code,
+        "started_at": r.started_at.isoformat(timespec="seconds"),
+        "ended_at": r.ended_at.isoformat(timespec="seconds") if r.ended_at else None,
+    }
 
 
 def _run(reg, run_id: int):
@@ -552,8 +634,15 @@ def versions(ctx, what, episode, as_json):
     rows = []
     for v in ep.versions.values():
         last = next((r for r in reversed(all_runs) if r.version == v.version), None)
-        rows.append({"version": v.version, "pipeline": v.pipeline, "state": effective_state(reg, ep.key, v.version),
-                     "last_run": _run_summary(last) if last else None, "note": v.note})
+        rows.append(
+            {
+                "version": v.version,
+                "pipeline": v.pipeline,
+                "state": effective_state(reg, ep.key, v.version),
+                "last_run": _run_summary(last) if last else None,
+                "note": v.note,
+            }
+        )
     if as_json:
         _emit_json(rows)
         return

@@ -12,11 +12,11 @@ import os
 import sys
 import tarfile
 import zipfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 from . import validators
 from .catalog import Asset
@@ -63,8 +63,15 @@ def null_progress(total: int, desc: str):
     return _NullBar()
 
 
-def add_file(reg, file: Path, as_key: str | None = None, sha256: str | None = None, replace: bool = False,
-             link: str = "symlink", progress: ProgressFactory = null_progress) -> list[AddResult]:
+def add_file(
+    reg,
+    file: Path,
+    as_key: str | None = None,
+    sha256: str | None = None,
+    replace: bool = False,
+    link: str = "symlink",
+    progress: ProgressFactory = null_progress,
+) -> list[AddResult]:
     file = Path(file).expanduser()
     if not file.is_file():
         raise RegError(f"{file} does not exist or is not a regular file. Pass the path of the file you downloaded.")
@@ -84,10 +91,7 @@ def add_file(reg, file: Path, as_key: str | None = None, sha256: str | None = No
         if as_key:
             catalog.asset(as_key)  # unknown key -> clear error
         adopted = _adoption_target(reg, file)
-        if adopted and not as_key:
-            candidates = [Candidate(adopted, str(file))]
-        else:
-            candidates = _identify(reg, file, as_key)
+        candidates = [Candidate(adopted, str(file))] if adopted and not as_key else _identify(reg, file, as_key)
         from . import records  # SQLAlchemy's import and the query also overlap the hash
 
         registered = records.asset_records(reg)
@@ -105,8 +109,16 @@ def add_file(reg, file: Path, as_key: str | None = None, sha256: str | None = No
         return store_and_place(reg, plans, file, sha256, replace, link, progress, registered)
 
 
-def store_and_place(reg, plans: list[tuple[Candidate, Staged]], origin: Path | None, sha256: str | None,
-                    replace: bool, link: str, progress: ProgressFactory, registered: dict | None = None) -> list[AddResult]:
+def store_and_place(
+    reg,
+    plans: list[tuple[Candidate, Staged]],
+    origin: Path | None,
+    sha256: str | None,
+    replace: bool,
+    link: str,
+    progress: ProgressFactory,
+    registered: dict | None = None,
+) -> list[AddResult]:
     """The one way a staged file becomes a registered asset (add, adopt, archive member, fetch):
     integrity, validation and placement checks for all first, then commit, place and record each.
     `origin` is the user's own file, which may already be the pipeline path (adoption)."""
@@ -120,10 +132,14 @@ def store_and_place(reg, plans: list[tuple[Candidate, Staged]], origin: Path | N
         checked.append((cand, staged, validators.check(staged.path, cand.asset, cand.source)))
     for cand, staged, _ in checked:
         dest = reg.placement_path(cand.asset)
-        if not (origin and same_file(origin, dest)) and not _holds(dest, reg.store.object_path(staged.sha256), staged.sha256):
+        if not (origin and same_file(origin, dest)) and not _holds(
+            dest, reg.store.object_path(staged.sha256), staged.sha256
+        ):
             check_placement(staged.path, dest, replace)
-    return [_commit_and_place(reg, origin, cand, staged, summary, link, replace, progress, registered.get(cand.asset.key))
-            for cand, staged, summary in checked]
+    return [
+        _commit_and_place(reg, origin, cand, staged, summary, link, replace, progress, registered.get(cand.asset.key))
+        for cand, staged, summary in checked
+    ]
 
 
 def _adoption_target(reg, file: Path) -> Asset | None:
@@ -150,8 +166,9 @@ def _identify(reg, file: Path, as_key: str | None) -> list[Candidate]:
         return [Candidate(by_name[0], str(file))]
     if len(by_name) > 1:
         keys = ", ".join(a.key for a in by_name)
-        raise IdentifyError(f"{file} could be any of: {keys}. Say which with --as KEY, e.g. "
-                            f"`reg add {file} --as {by_name[0].key}`.")
+        raise IdentifyError(
+            f"{file} could be any of: {keys}. Say which with --as KEY, e.g. `reg add {file} --as {by_name[0].key}`."
+        )
     if _is_archive(file):
         found = []
         for member in _members(file):
@@ -159,9 +176,11 @@ def _identify(reg, file: Path, as_key: str | None) -> list[Candidate]:
                 if PurePosixPath(member).name in asset.filenames:
                     found.append(Candidate(asset, f"{file}!{member}", member))
         if not found:
-            raise IdentifyError(f"The archive {file} holds no catalogued file (looked for names such as "
-                                f"{', '.join(_nearest(reg, file.name))}). Extract the file you need and "
-                                "`reg add` it with --as KEY.")
+            raise IdentifyError(
+                f"The archive {file} holds no catalogued file (looked for names such as "
+                f"{', '.join(_nearest(reg, file.name))}). Extract the file you need and "
+                "`reg add` it with --as KEY."
+            )
         return found
     return []
 
@@ -172,10 +191,12 @@ def _identify_by_hash(reg, file: Path, sha: str, registered: dict) -> Candidate:
     for asset in catalog.assets.values():
         if asset.sha256 == sha or pinned.get(sha) == asset.key:
             return Candidate(asset, str(file))
-    raise IdentifyError(f"{file} matches no catalogued file by name or sha256. Nearest catalogued names: "
-                        f"{', '.join(_nearest(reg, file.name))}. If it is one of them, run "
-                        f"`reg add {file} --as KEY` (`reg ls` lists keys); if it is new, declare it in a "
-                        "manifest in the registry's manifests/ folder.")
+    raise IdentifyError(
+        f"{file} matches no catalogued file by name or sha256. Nearest catalogued names: "
+        f"{', '.join(_nearest(reg, file.name))}. If it is one of them, run "
+        f"`reg add {file} --as KEY` (`reg ls` lists keys); if it is new, declare it in a "
+        "manifest in the registry's manifests/ folder."
+    )
 
 
 def _nearest(reg, name: str) -> list[str]:
@@ -198,9 +219,11 @@ def _members(file: Path) -> list[str]:
     for name, _ in infos:
         p = PurePosixPath(name.replace("\\", "/"))
         if p.is_absolute() or ".." in p.parts:
-            raise IdentifyError(f"The archive {file} has a member named {name!r} that points outside the "
-                                "archive (path traversal). reg refuses it whole; nothing was stored or placed. "
-                                "Download the archive again from its official source.")
+            raise IdentifyError(
+                f"The archive {file} has a member named {name!r} that points outside the "
+                "archive (path traversal). reg refuses it whole; nothing was stored or placed. "
+                "Download the archive again from its official source."
+            )
     return [name for name, is_file in infos if is_file]
 
 
@@ -220,17 +243,23 @@ def _stage(reg, file: Path, member: str | None, progress: ProgressFactory) -> St
 def _check_integrity(cand: Candidate, staged: Staged, expected: str | None, replace: bool, rec) -> None:
     asset = cand.asset
     if asset.size is not None and staged.size != asset.size:
-        raise IntegrityError(f"{cand.source} is {staged.size} bytes but the catalog says {asset.name} ('{asset.key}') "
-                             f"is {asset.size} bytes: a truncated or different download. Nothing was stored or "
-                             "placed; download it again.")
+        raise IntegrityError(
+            f"{cand.source} is {staged.size} bytes but the catalog says {asset.name} ('{asset.key}') "
+            f"is {asset.size} bytes: a truncated or different download. Nothing was stored or "
+            "placed; download it again."
+        )
     for want, who in ((asset.sha256, "the catalog"), (expected and expected.lower(), "--sha256")):
         if want and staged.sha256 != want:
-            raise IntegrityError(f"{cand.source} has sha256 {staged.sha256} but {who} expects {want} for "
-                                 f"'{asset.key}'. Nothing was stored or placed; download it again from its source.")
+            raise IntegrityError(
+                f"{cand.source} has sha256 {staged.sha256} but {who} expects {want} for "
+                f"'{asset.key}'. Nothing was stored or placed; download it again from its source."
+            )
     if rec and rec.sha256 != staged.sha256 and not replace:
-        raise IntegrityError(f"'{asset.key}' is already registered with a different file (sha256 {rec.sha256}); "
-                             f"{cand.source} has {staged.sha256}. Re-run with --replace to switch to the new file "
-                             "(the old one stays in the store).")
+        raise IntegrityError(
+            f"'{asset.key}' is already registered with a different file (sha256 {rec.sha256}); "
+            f"{cand.source} has {staged.sha256}. Re-run with --replace to switch to the new file "
+            "(the old one stays in the store)."
+        )
 
 
 def _holds(dest: Path, obj: Path, sha: str) -> bool:
@@ -245,8 +274,17 @@ def _holds(dest: Path, obj: Path, sha: str) -> bool:
         return False
 
 
-def _commit_and_place(reg, origin: Path | None, cand: Candidate, staged: Staged, summary: str, link: str,
-                      replace: bool, progress: ProgressFactory, previous) -> AddResult:
+def _commit_and_place(
+    reg,
+    origin: Path | None,
+    cand: Candidate,
+    staged: Staged,
+    summary: str,
+    link: str,
+    replace: bool,
+    progress: ProgressFactory,
+    previous,
+) -> AddResult:
     from . import records
 
     asset = cand.asset
@@ -284,5 +322,6 @@ def _keep_displaced(reg, asset: Asset, dest: Path, new_sha: str, progress: Progr
         staged.discard()
         return
     obj, _ = reg.store.commit(staged)
-    records.record_stored(reg, staged.sha256, staged.size, asset.key,
-                          f"file found at {dest} before --replace; kept as {obj}")
+    records.record_stored(
+        reg, staged.sha256, staged.size, asset.key, f"file found at {dest} before --replace; kept as {obj}"
+    )

@@ -205,21 +205,58 @@ def _read_cache(cache_file: Path | None, signature: list) -> Catalog | None:
         if data["signature"] != signature:
             return None
         return Catalog(
-            assets={k: Asset(**{**a, "source": Source(**{**a["source"], "inputs": tuple(a["source"]["inputs"]),
-                                                          "command": tuple(a["source"]["command"])}),
-                                 "filenames": tuple(a["filenames"]),
-                                 "allow_globals": tuple(a["allow_globals"])}) for k, a in data["assets"].items()},
+            assets={
+                k: Asset(
+                    **{
+                        **a,
+                        "source": Source(
+                            **{
+                                **a["source"],
+                                "inputs": tuple(a["source"]["inputs"]),
+                                "command": tuple(a["source"]["command"]),
+                            }
+                        ),
+                        "filenames": tuple(a["filenames"]),
+                        "allow_globals": tuple(a["allow_globals"]),
+                    }
+                )
+                for k, a in data["assets"].items()
+            },
             licences={k: Licence(**{**v, "downloads": tuple(v["downloads"])}) for k, v in data["licences"].items()},
-            pipelines={k: Pipeline(**{**v, "requires": tuple(v["requires"]), "environment": tuple(v["environment"]),
-                                      "binaries": tuple(v["binaries"]),
-                                      "steps": tuple(StepSpec(**{**st, "argv": tuple(st["argv"]), "reads": tuple(st["reads"]),
-                                                                 "outputs": tuple(st["outputs"])}) for st in v["steps"])})
-                       for k, v in data["pipelines"].items()},
-            episodes={k: Episode(e["key"], e["title"], e["inputs"],
-                                 {vk: EpisodeVersion(**{**v, "requires": tuple(v["requires"])})
-                                  for vk, v in e["versions"].items()}, e["manifest"])
-                      for k, e in data["episodes"].items()},
-            files=data["files"])
+            pipelines={
+                k: Pipeline(
+                    **{
+                        **v,
+                        "requires": tuple(v["requires"]),
+                        "environment": tuple(v["environment"]),
+                        "binaries": tuple(v["binaries"]),
+                        "steps": tuple(
+                            StepSpec(
+                                **{
+                                    **st,
+                                    "argv": tuple(st["argv"]),
+                                    "reads": tuple(st["reads"]),
+                                    "outputs": tuple(st["outputs"]),
+                                }
+                            )
+                            for st in v["steps"]
+                        ),
+                    }
+                )
+                for k, v in data["pipelines"].items()
+            },
+            episodes={
+                k: Episode(
+                    e["key"],
+                    e["title"],
+                    e["inputs"],
+                    {vk: EpisodeVersion(**{**v, "requires": tuple(v["requires"])}) for vk, v in e["versions"].items()},
+                    e["manifest"],
+                )
+                for k, e in data["episodes"].items()
+            },
+            files=data["files"],
+        )
     except (OSError, ValueError, KeyError, TypeError, EOFError):
         return None  # missing or stale cache: parse the manifests
 
@@ -263,8 +300,11 @@ def _parse(files: list[Path]) -> Catalog:
 
 # --- parsing and validation of single entries -------------------------------------------
 
+
 def _fail(path, key, message) -> ManifestError:
-    return ManifestError(f"Manifest {path}, entry '{key}': {message}. Fix that entry (see docs/DESIGN.md, 'Manifests').")
+    return ManifestError(
+        f"Manifest {path}, entry '{key}': {message}. Fix that entry (see docs/DESIGN.md, 'Manifests')."
+    )
 
 
 def _check_keys(path, key, entry, allowed: set[str], required: set[str] = frozenset()):
@@ -292,13 +332,24 @@ def _strings(path, key, name, value) -> tuple[str, ...]:
 
 def _licence(path, key, e) -> Licence:
     _check_keys(path, key, e, {"name", "licence", "register", "downloads", "note"}, {"name", "licence", "register"})
-    return Licence(key, e["name"], e["licence"], e["register"],
-                   _strings(path, key, "downloads", e.get("downloads", [])), e.get("note", ""))
+    return Licence(
+        key,
+        e["name"],
+        e["licence"],
+        e["register"],
+        _strings(path, key, "downloads", e.get("downloads", [])),
+        e.get("note", ""),
+    )
 
 
 def _pipeline(path, key, e) -> Pipeline:
-    _check_keys(path, key, e, {"name", "root", "venv", "repo", "requires", "environment", "note", "env", "steps",
-                               "packages", "binaries"}, {"name", "root"})
+    _check_keys(
+        path,
+        key,
+        e,
+        {"name", "root", "venv", "repo", "requires", "environment", "note", "env", "steps", "packages", "binaries"},
+        {"name", "root"},
+    )
     packages = e.get("packages", {})
     if not isinstance(packages, dict) or not all(isinstance(v, str) for v in packages.values()):
         raise _fail(path, key, 'packages must map a distribution to a version specifier, e.g. { gsplat = "==1.5.3" }')
@@ -313,24 +364,61 @@ def _pipeline(path, key, e) -> Pipeline:
     for i, st in enumerate(e.get("steps", [])):
         where = f"{key}.steps[{i}]"
         _check_keys(path, where, st, {"name", "argv", "env", "reads", "outputs"}, {"name", "argv"})
-        steps.append(StepSpec(st["name"], _strings(path, where, "argv", st["argv"]), dict(st.get("env", {})),
-                              _strings(path, where, "reads", st.get("reads", [])),
-                              _strings(path, where, "outputs", st.get("outputs", []))))
-    return Pipeline(key, e["name"], e["root"], e.get("venv", ""), e.get("repo", ""),
-                    _strings(path, key, "requires", e.get("requires", [])),
-                    _strings(path, key, "environment", e.get("environment", [])), e.get("note", ""), str(path),
-                    dict(e.get("env", {})), tuple(steps), dict(packages),
-                    _strings(path, key, "binaries", e.get("binaries", [])))
+        steps.append(
+            StepSpec(
+                st["name"],
+                _strings(path, where, "argv", st["argv"]),
+                dict(st.get("env", {})),
+                _strings(path, where, "reads", st.get("reads", [])),
+                _strings(path, where, "outputs", st.get("outputs", [])),
+            )
+        )
+    return Pipeline(
+        key,
+        e["name"],
+        e["root"],
+        e.get("venv", ""),
+        e.get("repo", ""),
+        _strings(path, key, "requires", e.get("requires", [])),
+        _strings(path, key, "environment", e.get("environment", [])),
+        e.get("note", ""),
+        str(path),
+        dict(e.get("env", {})),
+        tuple(steps),
+        dict(packages),
+        _strings(path, key, "binaries", e.get("binaries", [])),
+    )
 
 
 def _source(path, key, s) -> Source:
-    _check_keys(path, key, s, {"huggingface", "file", "revision", "gated", "archive", "url", "owner",
-                               "derived", "command", "output", "pipeline"})
+    _check_keys(
+        path,
+        key,
+        s,
+        {
+            "huggingface",
+            "file",
+            "revision",
+            "gated",
+            "archive",
+            "url",
+            "owner",
+            "derived",
+            "command",
+            "output",
+            "pipeline",
+        },
+    )
     if "huggingface" in s:
         if "file" not in s:
             raise _fail(path, key, "a huggingface source needs `file`")
-        return Source("huggingface", repo=s["huggingface"], file=s["file"], revision=s.get("revision", "main"),
-                      url=f"https://huggingface.co/{s['huggingface']}/resolve/{s.get('revision', 'main')}/{s['file']}")
+        return Source(
+            "huggingface",
+            repo=s["huggingface"],
+            file=s["file"],
+            revision=s.get("revision", "main"),
+            url=f"https://huggingface.co/{s['huggingface']}/resolve/{s.get('revision', 'main')}/{s['file']}",
+        )
     if "gated" in s:
         return Source("gated", licence=s["gated"], archive=s.get("archive", ""))
     if "url" in s:
@@ -340,14 +428,29 @@ def _source(path, key, s) -> Source:
     if "derived" in s:
         if "command" not in s or "output" not in s:
             raise _fail(path, key, "a derived source needs `command` (argv) and `output`")
-        return Source("derived", inputs=_strings(path, key, "derived", s["derived"]),
-                      command=_strings(path, key, "command", s["command"]), output=s["output"],
-                      pipeline=s.get("pipeline", ""))
+        return Source(
+            "derived",
+            inputs=_strings(path, key, "derived", s["derived"]),
+            command=_strings(path, key, "command", s["command"]),
+            output=s["output"],
+            pipeline=s.get("pipeline", ""),
+        )
     raise _fail(path, key, "source needs one of huggingface, gated, url, owner, derived")
 
 
 def _asset(path, key, e) -> Asset:
-    allowed = {"name", "kind", "pipeline", "path", "filenames", "size", "sha256", "validator", "source", "allow_globals"}
+    allowed = {
+        "name",
+        "kind",
+        "pipeline",
+        "path",
+        "filenames",
+        "size",
+        "sha256",
+        "validator",
+        "source",
+        "allow_globals",
+    }
     _check_keys(path, key, e, allowed, {"kind", "path", "source"})
     sha = e.get("sha256")
     if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
@@ -362,10 +465,18 @@ def _asset(path, key, e) -> Asset:
     default_names = [] if "derived" in e["source"] else [Path(rel).name]
     filenames = _strings(path, key, "filenames", e.get("filenames", default_names))
     return Asset(
-        key=key, name=e.get("name", key), kind=_choice(path, key, "kind", e["kind"], ASSET_KINDS), path=rel,
-        source=_source(path, key, e["source"]), pipeline=e.get("pipeline", ""), filenames=filenames,
-        size=size, sha256=sha, validator=_choice(path, key, "validator", e.get("validator", "none"), VALIDATORS),
-        allow_globals=_strings(path, key, "allow_globals", e.get("allow_globals", [])), manifest=str(path),
+        key=key,
+        name=e.get("name", key),
+        kind=_choice(path, key, "kind", e["kind"], ASSET_KINDS),
+        path=rel,
+        source=_source(path, key, e["source"]),
+        pipeline=e.get("pipeline", ""),
+        filenames=filenames,
+        size=size,
+        sha256=sha,
+        validator=_choice(path, key, "validator", e.get("validator", "none"), VALIDATORS),
+        allow_globals=_strings(path, key, "allow_globals", e.get("allow_globals", [])),
+        manifest=str(path),
     )
 
 
@@ -374,10 +485,19 @@ def _episode(path, key, e) -> Episode:
     versions = {}
     for vkey, v in e["versions"].items():
         where = f"{key}.versions.{vkey}"
-        _check_keys(path, where, v, {"pipeline", "state", "requires", "params", "note", "inputs"}, {"pipeline", "state"})
-        versions[vkey] = EpisodeVersion(key, vkey, v["pipeline"], _choice(path, where, "state", v["state"], VERSION_STATES),
-                                        _strings(path, where, "requires", v.get("requires", [])),
-                                        dict(v.get("params", {})), v.get("note", ""), dict(v.get("inputs", {})))
+        _check_keys(
+            path, where, v, {"pipeline", "state", "requires", "params", "note", "inputs"}, {"pipeline", "state"}
+        )
+        versions[vkey] = EpisodeVersion(
+            key,
+            vkey,
+            v["pipeline"],
+            _choice(path, where, "state", v["state"], VERSION_STATES),
+            _strings(path, where, "requires", v.get("requires", [])),
+            dict(v.get("params", {})),
+            v.get("note", ""),
+            dict(v.get("inputs", {})),
+        )
     inputs = e.get("inputs", {})
     if not all(isinstance(v, str) for v in inputs.values()):
         raise _fail(path, key, "inputs must map a role to an asset key")
@@ -406,7 +526,9 @@ def _check_references(c: Catalog) -> None:
                 raise _fail(e.manifest, f"episodes.{e.key}", f"input {role} names unknown asset '{k}'")
         for v in e.versions.values():
             if v.pipeline not in c.pipelines:
-                raise _fail(e.manifest, f"episodes.{e.key}.versions.{v.version}", f"pipeline '{v.pipeline}' is not defined")
+                raise _fail(
+                    e.manifest, f"episodes.{e.key}.versions.{v.version}", f"pipeline '{v.pipeline}' is not defined"
+                )
             for k in (*v.requires, *v.inputs.values()):
                 if k not in c.assets:
                     raise _fail(e.manifest, f"episodes.{e.key}.versions.{v.version}", f"requires unknown asset '{k}'")

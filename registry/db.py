@@ -34,6 +34,7 @@ def alembic_config(connection=None):
 def make_engine(url: str) -> Engine:
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
+
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
             # WAL lets readers run beside a writer; the busy timeout makes concurrent
@@ -44,6 +45,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+
     return engine
 
 

@@ -1,13 +1,30 @@
 """Errors a user can meet. Each is one class with one message naming the file and the fix.
 
 The CLI prints `str(error)` as a paragraph and exits with `error.exit_code`; never a traceback.
+Like huggingface_hub's errors, each carries the facts it is about as fields (`key`, `path`,
+`licence`, `url`, ...), so `--json` errors are structured: `{"error", "message", "exit_code", **fields}`.
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 
 class RegError(Exception):
-    """Base of every user-facing error."""
+    """Base of every user-facing error. `raise SomeError("paragraph", key=..., path=...)`."""
 
     exit_code = 1
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.fields = {
+            name: str(value) if hasattr(value, "__fspath__") else value
+            for name, value in fields.items()
+            if value is not None
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": type(self).__name__, "message": str(self), "exit_code": self.exit_code, **self.fields}
 
 
 class ManifestError(RegError):
@@ -52,3 +69,7 @@ class RenderFailedError(RegError):
     """A render ran and did not succeed (a step failed, timed out, or was cancelled)."""
 
     exit_code = 4
+
+
+class VerifyFailedError(RegError):
+    """`reg verify` found a changed or missing file."""

@@ -145,8 +145,10 @@ def missing_keys(reg, episode: str | None = None, version: str | None = None, pi
     if episode is not None:
         ep = catalog.episodes.get(str(episode))
         if ep is None or (version and version not in ep.versions):
-            raise RegError(f"No episode {episode}{' version ' + version if version else ''} in the catalog; "
-                           "`reg status` lists the episode versions.")
+            raise RegError(
+                f"No episode {episode}{' version ' + version if version else ''} in the catalog; "
+                "`reg status` lists the episode versions."
+            )
         versions = [ep.versions[version]] if version else list(ep.versions.values())
         keys = [k for v in versions for k in catalog.version_inputs(v)]
     elif pipeline is not None:
@@ -159,16 +161,27 @@ def missing_keys(reg, episode: str | None = None, version: str | None = None, pi
     return [k for k in dict.fromkeys(keys) if fetchable(catalog.assets[k]) and states[k]["state"] != "verified"]
 
 
-def fetch(reg, keys: list[str], offline: bool = False, link: str = "symlink",
-          progress: ProgressFactory = null_progress, quiet: bool = False) -> list[AddResult]:
+def fetch(
+    reg,
+    keys: list[str],
+    offline: bool = False,
+    link: str = "symlink",
+    progress: ProgressFactory = null_progress,
+    quiet: bool = False,
+) -> list[AddResult]:
     """Fetch each asset; stops at the first failure (earlier ones stay registered)."""
     assets = [reg.catalog.asset(k) for k in keys]
     for a in assets:
         if not fetchable(a):
-            how = f"register for {reg.catalog.licences[a.source.licence].name}" if a.source.type == "gated" else \
-                "provide the file yourself"
-            raise RegError(f"'{a.key}' cannot be downloaded by reg ({a.source.type} source): {how}, then "
-                           f"`reg add FILE --as {a.key}`. `reg status` shows the steps.")
+            how = (
+                f"register for {reg.catalog.licences[a.source.licence].name}"
+                if a.source.type == "gated"
+                else "provide the file yourself"
+            )
+            raise RegError(
+                f"'{a.key}' cannot be downloaded by reg ({a.source.type} source): {how}, then "
+                f"`reg add FILE --as {a.key}`. `reg status` shows the steps."
+            )
     if quiet:
         from huggingface_hub.utils import disable_progress_bars
 
@@ -182,17 +195,30 @@ def _fetch_one(reg, asset: Asset, offline: bool, link: str, progress: ProgressFa
     registered = records.asset_records(reg)
     rec = registered.get(asset.key)
     if rec and rec.state == "verified" and _unchanged(rec):
-        return [AddResult(asset.key, rec.sha256, rec.fp_size, rec.placed_path, rec.link_mode, False,
-                          "already present and verified: nothing to fetch", "the registry")]
+        return [
+            AddResult(
+                asset.key,
+                rec.sha256,
+                rec.fp_size,
+                rec.placed_path,
+                rec.link_mode,
+                False,
+                "already present and verified: nothing to fetch",
+                "the registry",
+            )
+        ]
     known = (rec.sha256 if rec else None) or asset.sha256
     if known and reg.store.has(known):  # already stored (e.g. placement lost): no network needed
         staged = reg.store.stage_file(reg.store.object_path(known))
-        return store_and_place(reg, [(Candidate(asset, f"store object {known}"), staged)], None, None, False, link,
-                               progress, registered)
+        return store_and_place(
+            reg, [(Candidate(asset, f"store object {known}"), staged)], None, None, False, link, progress, registered
+        )
     if is_offline(offline):
-        raise OfflineError(f"Cannot fetch '{asset.key}' ({asset.name}): offline mode is on (HF_HUB_OFFLINE=1 or "
-                           "--offline) and the file is not in the store. Fetch it on a connected machine, or copy "
-                           f"the file here and run `reg add FILE --as {asset.key}`.")
+        raise OfflineError(
+            f"Cannot fetch '{asset.key}' ({asset.name}): offline mode is on (HF_HUB_OFFLINE=1 or "
+            "--offline) and the file is not in the store. Fetch it on a connected machine, or copy "
+            f"the file here and run `reg add FILE --as {asset.key}`."
+        )
     remote = _resolve(reg, asset)
     staged = _download(reg, asset, remote)
     label = remote.url + (f" @ {remote.revision}" if remote.revision else "")
@@ -217,8 +243,12 @@ def _resolve(reg, asset: Asset) -> Remote:
     if src.type == "url":
         return Remote(_mirrored(reg, src.url), asset.sha256, asset.size, asset.sha256 or "noetag", {})
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
     from huggingface_hub.utils import build_hf_headers
 
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
@@ -233,22 +263,35 @@ def _resolve(reg, asset: Asset) -> Remote:
         raise SourceGatedError(
             f"Hugging Face refused '{asset.key}': {src.repo} is a gated repository. Open {page}, accept its "
             "conditions with your account, log in here (`hf auth login`, or set HF_TOKEN), then run "
-            f"`reg fetch {asset.key}` again. `reg status` lists this as an owner action.") from None
+            f"`reg fetch {asset.key}` again. `reg status` lists this as an owner action."
+        ) from None
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as exc:
-        raise RegError(f"Hugging Face has no {src.file} at {src.repo}@{src.revision} for '{asset.key}' "
-                       f"({type(exc).__name__}). Fix the source of '{asset.key}' in {asset.manifest}, or log in "
-                       "if the repository is private.") from None
+        raise RegError(
+            f"Hugging Face has no {src.file} at {src.repo}@{src.revision} for '{asset.key}' "
+            f"({type(exc).__name__}). Fix the source of '{asset.key}' in {asset.manifest}, or log in "
+            "if the repository is private."
+        ) from None
     except Exception as exc:  # 5xx, DNS, TLS, refused: the transport's errors differ by client version (httpx, httpx2)
-        raise DownloadError(f"Cannot reach {endpoint} for '{asset.key}': {exc}. Check the network (or HF_ENDPOINT), "
-                            "or use --offline to see what is missing without trying.") from None
+        raise DownloadError(
+            f"Cannot reach {endpoint} for '{asset.key}': {exc}. Check the network (or HF_ENDPOINT), "
+            "or use --offline to see what is missing without trying."
+        ) from None
     etag = (meta.etag or "").strip('"')
     published = etag if SHA256_RE.match(etag) else None  # the Hub's etag of an LFS file is its sha256
     if published and asset.sha256 and published != asset.sha256:
-        raise IntegrityError(f"The Hub publishes sha256 {published} for {src.repo}/{src.file} but {asset.manifest} "
-                             f"pins {asset.sha256} for '{asset.key}'. The remote file changed: pin a commit "
-                             "revision in the manifest, or update the pinned sha256 if the new file is intended.")
-    return Remote(meta.location or url, asset.sha256 or published, meta.size, etag or "noetag",
-                  build_hf_headers(), meta.commit_hash or "")
+        raise IntegrityError(
+            f"The Hub publishes sha256 {published} for {src.repo}/{src.file} but {asset.manifest} "
+            f"pins {asset.sha256} for '{asset.key}'. The remote file changed: pin a commit "
+            "revision in the manifest, or update the pinned sha256 if the new file is intended."
+        )
+    return Remote(
+        meta.location or url,
+        asset.sha256 or published,
+        meta.size,
+        etag or "noetag",
+        build_hf_headers(),
+        meta.commit_hash or "",
+    )
 
 
 def _mirrored(reg, url: str) -> str:
@@ -273,15 +316,23 @@ def _download(reg, asset: Asset, remote: Remote) -> Staged:
         resume = f.tell()
         writer = HashingFile(f, digest)
         try:
-            http_get(remote.url, writer, resume_size=resume, headers=remote.headers, expected_size=remote.size,
-                     displayed_filename=Path(asset.path).name)
+            http_get(
+                remote.url,
+                writer,
+                resume_size=resume,
+                headers=remote.headers,
+                expected_size=remote.size,
+                displayed_filename=Path(asset.path).name,
+            )
         except Exception as exc:
             writer.hexdigest()  # stop the hasher thread
             f.flush()
             got = part.stat().st_size
-            raise DownloadError(f"The download of '{asset.key}' from {remote.url} stopped after {got} bytes "
-                                f"({type(exc).__name__}: {exc}). Run `reg fetch {asset.key}` again to resume from "
-                                "there.") from None
+            raise DownloadError(
+                f"The download of '{asset.key}' from {remote.url} stopped after {got} bytes "
+                f"({type(exc).__name__}: {exc}). Run `reg fetch {asset.key}` again to resume from "
+                "there."
+            ) from None
         f.flush()
         os.fsync(f.fileno())
     sha = writer.hexdigest()
@@ -292,7 +343,9 @@ def _download(reg, asset: Asset, remote: Remote) -> Staged:
     size = part.stat().st_size
     if remote.sha256 and sha != remote.sha256:
         part.unlink()
-        raise IntegrityError(f"The download of '{asset.key}' from {remote.url} has sha256 {sha}, but {remote.sha256} "
-                             "was published/pinned for it. Nothing was stored or placed; the partial file is "
-                             "deleted. Retry later; if it persists, the remote file or the manifest is wrong.")
+        raise IntegrityError(
+            f"The download of '{asset.key}' from {remote.url} has sha256 {sha}, but {remote.sha256} "
+            "was published/pinned for it. Nothing was stored or placed; the partial file is "
+            "deleted. Retry later; if it persists, the remote file or the manifest is wrong."
+        )
     return Staged(part, sha, size, "download")

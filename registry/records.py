@@ -7,7 +7,7 @@ start-up); writes and history use the typed ORM models, imported where they are 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from sqlalchemy import text
@@ -18,7 +18,7 @@ LICENCE_STATES = ("not-requested", "requested", "approved", "rejected")
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)  # stored as naive UTC everywhere
+    return datetime.now(UTC).replace(tzinfo=None)  # stored as naive UTC everywhere
 
 
 def all_settings(reg) -> dict[str, str]:
@@ -57,8 +57,16 @@ def placements(reg) -> dict[str, tuple]:
 def licence_records(reg) -> dict[str, SimpleNamespace]:
     with reg.engine.connect() as c:
         rows = c.execute(text("SELECT key, state, note, requested_at, updated_at FROM licence_records")).all()
-    return {r.key: SimpleNamespace(key=r.key, state=r.state, note=r.note, requested_at=_as_datetime(r.requested_at),
-                                   updated_at=_as_datetime(r.updated_at)) for r in rows}
+    return {
+        r.key: SimpleNamespace(
+            key=r.key,
+            state=r.state,
+            note=r.note,
+            requested_at=_as_datetime(r.requested_at),
+            updated_at=_as_datetime(r.updated_at),
+        )
+        for r in rows
+    }
 
 
 def _as_datetime(value) -> datetime | None:
@@ -80,8 +88,17 @@ def events(reg, subject: str) -> list:
     return list(rows)
 
 
-def record_placed(reg, key: str, sha256: str, size: int, placed_path: str, link_mode: str,
-                  fp: Fingerprint, event: str, detail: str = "") -> None:
+def record_placed(
+    reg,
+    key: str,
+    sha256: str,
+    size: int,
+    placed_path: str,
+    link_mode: str,
+    fp: Fingerprint,
+    event: str,
+    detail: str = "",
+) -> None:
     """One transaction: the store object, the asset's verified placement, and its history line."""
     from sqlalchemy.orm import Session
 
@@ -92,8 +109,19 @@ def record_placed(reg, key: str, sha256: str, size: int, placed_path: str, link_
         if s.get(StoreObject, sha256) is None:
             s.add(StoreObject(sha256=sha256, size=size, stored_at=t))
             s.flush()  # no ORM relationship orders the inserts, so the referenced row goes first
-        s.merge(AssetRecord(key=key, sha256=sha256, placed_path=placed_path, link_mode=link_mode, state="verified",
-                            fp_size=fp.size, fp_mtime_ns=fp.mtime_ns, fp_inode=fp.inode, verified_at=t))
+        s.merge(
+            AssetRecord(
+                key=key,
+                sha256=sha256,
+                placed_path=placed_path,
+                link_mode=link_mode,
+                state="verified",
+                fp_size=fp.size,
+                fp_mtime_ns=fp.mtime_ns,
+                fp_inode=fp.inode,
+                verified_at=t,
+            )
+        )
         s.add(Event(subject=key, event=event, sha256=sha256, detail=detail, at=t))
         if (gate := s.get(SourceGate, key)) is not None:
             s.delete(gate)  # the file is here now, however it came
@@ -175,6 +203,7 @@ def set_source_gate(reg, key: str, detail: str) -> None:
 
 # --- runs, render locks, version states ---------------------------------------------------
 
+
 def start_run(reg, fields: dict, holder_alive) -> int:
     """Insert a running Run and take the (episode, version) render lock, in one transaction.
 
@@ -196,21 +225,22 @@ def start_run(reg, fields: dict, holder_alive) -> int:
                 raise RenderBusyError(
                     f"Episode {key[0]} {key[1]} is already rendering: run {holder.id}, pid {holder.pid} on "
                     f"{holder.host}, started {holder.started_at:%Y-%m-%d %H:%M} UTC. Wait for it (`reg log "
-                    f"{holder.id} --follow`), or stop that process; a crashed run is detected and released.")
+                    f"{holder.id} --follow`), or stop that process; a crashed run is detected and released."
+                )
             holder.state, holder.ended_at = "lost", now()
             holder.error = "process vanished while running (machine rebooted or killed); detected by the next render"
             s.delete(lock)
             s.flush()
-        run = Run(state="running", started_at=now(), ended_at=None, exit_code=None, error="", outputs="{}",
-                  **fields)
+        run = Run(state="running", started_at=now(), ended_at=None, exit_code=None, error="", outputs="{}", **fields)
         s.add(run)
         s.flush()
         s.add(RenderLock(episode=key[0], version=key[1], run_id=run.id))
         try:
             s.flush()
         except DBIntegrityError:
-            raise RenderBusyError(f"Episode {key[0]} {key[1]} was just locked by another render. "
-                                  "Try again when it ends (`reg runs`).") from None
+            raise RenderBusyError(
+                f"Episode {key[0]} {key[1]} was just locked by another render. Try again when it ends (`reg runs`)."
+            ) from None
         return run.id
 
 

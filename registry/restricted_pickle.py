@@ -13,8 +13,9 @@ from __future__ import annotations
 import _codecs
 import pickle
 from collections import OrderedDict
+from collections.abc import Callable
 from math import prod
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from .errors import UnsafeFileError, ValidationError
 
@@ -54,8 +55,10 @@ class Array(Opaque):
         self.shape = tuple(int(n) for n in shape)
         itemsize = dtype.itemsize if isinstance(dtype, DType) else None
         if isinstance(raw, (bytes, str)) and itemsize and len(raw) != prod(self.shape) * itemsize:
-            raise ValidationError(f"an array of shape {self.shape} holds {len(raw)} bytes, not "
-                                  f"{prod(self.shape) * itemsize}: the file is truncated or corrupt")
+            raise ValidationError(
+                f"an array of shape {self.shape} holds {len(raw)} bytes, not "
+                f"{prod(self.shape) * itemsize}: the file is truncated or corrupt"
+            )
 
 
 class Sparse(Opaque):
@@ -129,15 +132,27 @@ ALLOWED: dict[tuple[str, str], Any] = {
     ("builtins", "frozenset"): frozenset,
     ("collections", "OrderedDict"): OrderedDict,
     ("chumpy.ch", "Ch"): Ch,
-    **{(f"scipy.sparse.{mod}", f"{fmt}_matrix"): Sparse
-       for fmt in ("csc", "csr", "coo") for mod in (fmt, f"_{fmt}")},
+    **{(f"scipy.sparse.{mod}", f"{fmt}_matrix"): Sparse for fmt in ("csc", "csr", "coo") for mod in (fmt, f"_{fmt}")},
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): _first,
     ("torch._utils", "_rebuild_parameter_with_state"): _first,
 }
-TORCH_TYPES = {"Size", "device", "float16", "float32", "float64", "bfloat16", "int8", "int16", "int32",
-               "int64", "uint8", "bool", "UntypedStorage"}
+TORCH_TYPES = {
+    "Size",
+    "device",
+    "float16",
+    "float32",
+    "float64",
+    "bfloat16",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "bool",
+    "UntypedStorage",
+}
 
 
 def _resolve(module: str, name: str, extra: frozenset[str]):

@@ -50,8 +50,9 @@ class Registry:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise RegError(f"Cannot create the registry root {self.root}: {exc}. Pass --root or set REG_HOME "
-                           "to a writable folder.") from None
+            raise RegError(
+                f"Cannot create the registry root {self.root}: {exc}. Pass --root or set REG_HOME to a writable folder."
+            ) from None
         return connect(self.database_url)
 
     @cached_property
@@ -78,8 +79,10 @@ class Registry:
     @cached_property
     def _roots(self) -> dict[str, str]:
         """Pipeline checkout roots after per-machine overrides, as strings (status joins 10,000 paths)."""
-        return {k: os.path.expanduser(self.settings.get(f"pipelines.{k}.root") or p.root)
-                for k, p in self.catalog.pipelines.items()}
+        return {
+            k: os.path.expanduser(self.settings.get(f"pipelines.{k}.root") or p.root)
+            for k, p in self.catalog.pipelines.items()
+        }
 
     @property
     def media_root(self) -> Path:

@@ -15,9 +15,10 @@ import mmap
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from .errors import PlacementConflict, RegError
 
@@ -31,8 +32,9 @@ def _no_progress(_n: int) -> None:
     pass
 
 
-def hash_stream(src: BinaryIO, dst: BinaryIO | None = None, progress: Progress = _no_progress,
-                digest=None) -> tuple[str, int]:
+def hash_stream(
+    src: BinaryIO, dst: BinaryIO | None = None, progress: Progress = _no_progress, digest=None
+) -> tuple[str, int]:
     """sha256 and size of a stream, optionally copying it to `dst` in the same pass.
     Pass `digest` to continue a running hash (a resumed download)."""
     digest = digest or hashlib.sha256()
@@ -64,7 +66,7 @@ def hash_file(path: Path, progress: Progress = _no_progress) -> tuple[str, int]:
             view = memoryview(m)
             try:
                 for start in range(0, len(m), CHUNK):
-                    block = view[start:start + CHUNK]
+                    block = view[start : start + CHUNK]
                     digest.update(block)  # releases the GIL
                     progress(len(block))
                     block.release()
@@ -95,7 +97,7 @@ class Fingerprint(NamedTuple):
     inode: int
 
     @classmethod
-    def of(cls, path: Path) -> "Fingerprint":
+    def of(cls, path: Path) -> Fingerprint:
         st = os.stat(path)
         return cls(st.st_size, st.st_mtime_ns, st.st_ino)
 

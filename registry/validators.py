@@ -27,8 +27,12 @@ FLAME_SHAPES = {
 }
 # convert_BFM.py reads these; 53,490 vertices x 3 coordinates, 199 principal components.
 BFM_SHAPES = {
-    "shapeMU": (160470, 1), "shapePC": (160470, 199), "shapeEV": (199, 1),
-    "texMU": (160470, 1), "texPC": (160470, 199), "texEV": (199, 1),
+    "shapeMU": (160470, 1),
+    "shapePC": (160470, 199),
+    "shapeEV": (199, 1),
+    "texMU": (160470, 1),
+    "texPC": (160470, 199),
+    "texEV": (199, 1),
 }
 
 
@@ -40,7 +44,9 @@ def flame_pkl(path: Path, asset: Asset) -> str:
     chumpy = False
     for key, want in FLAME_SHAPES.items():
         if key not in model:
-            raise ValidationError(f"the FLAME key '{key}' is missing (keys found: {', '.join(sorted(map(str, model)))})")
+            raise ValidationError(
+                f"the FLAME key '{key}' is missing (keys found: {', '.join(sorted(map(str, model)))})"
+            )
         value = model[key]
         chumpy |= isinstance(value, Ch)
         if not isinstance(value, (Array, Ch, Sparse)):
@@ -53,8 +59,10 @@ def flame_pkl(path: Path, asset: Asset) -> str:
 
 def torch_ckpt(path: Path, asset: Asset) -> str:
     if not zipfile.is_zipfile(path):
-        raise ValidationError("it is not a zip-format PyTorch checkpoint (truncated download, or the legacy "
-                              "pre-1.6 format, which reg does not read)")
+        raise ValidationError(
+            "it is not a zip-format PyTorch checkpoint (truncated download, or the legacy "
+            "pre-1.6 format, which reg does not read)"
+        )
     with zipfile.ZipFile(path) as z:
         names = set(z.namelist())
         pkl = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
@@ -73,7 +81,9 @@ def torch_ckpt(path: Path, asset: Asset) -> str:
             restricted_load(f, asset.allow_globals, persistent)
         missing = [s.key for s in storages if f"{prefix}/data/{s.key}" not in names]
         if missing:
-            raise ValidationError(f"tensor storage(s) {', '.join(missing[:5])} are missing from the zip: truncated or corrupt")
+            raise ValidationError(
+                f"tensor storage(s) {', '.join(missing[:5])} are missing from the zip: truncated or corrupt"
+            )
     return f"PyTorch checkpoint, {len({s.key for s in storages})} tensor storages"
 
 
@@ -92,8 +102,9 @@ def safetensors(path: Path, asset: Asset) -> str:
             raise ValidationError("its header is not valid JSON") from None
     data = size - 8 - n
     ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
-    if any(t["data_offsets"][0] > t["data_offsets"][1] for k, t in header.items() if k != "__metadata__") \
-            or (ends and max(ends) != data):
+    if any(t["data_offsets"][0] > t["data_offsets"][1] for k, t in header.items() if k != "__metadata__") or (
+        ends and max(ends) != data
+    ):
         raise ValidationError(f"tensor offsets do not match the {data} data bytes: truncated or corrupt")
     return f"safetensors, {len(ends)} tensors"
 
@@ -107,9 +118,11 @@ def bfm_mat(path: Path, asset: Asset) -> str:
         try:
             import h5py
         except ImportError:
-            raise ValidationError("it is a MATLAB v7.3 (HDF5) file; install h5py (`pip install h5py`) so reg can read it") from None
+            raise ValidationError(
+                "it is a MATLAB v7.3 (HDF5) file; install h5py (`pip install h5py`) so reg can read it"
+            ) from None
         with h5py.File(path, "r") as h:
-            found = {k: tuple(reversed(h[k].shape)) for k in h.keys() if hasattr(h[k], "shape")}
+            found = {k: tuple(reversed(h[k].shape)) for k in h if hasattr(h[k], "shape")}
     except Exception as exc:
         raise ValidationError(f"it is not a readable MATLAB file ({exc})") from None
     for key, want in BFM_SHAPES.items():

@@ -23,8 +23,9 @@ class VerifyResult:
     detail: str = ""
 
 
-def verify(reg, keys: list[str] | None = None, full: bool = False,
-           progress: ProgressFactory = null_progress) -> list[VerifyResult]:
+def verify(
+    reg, keys: list[str] | None = None, full: bool = False, progress: ProgressFactory = null_progress
+) -> list[VerifyResult]:
     for k in keys or []:
         reg.catalog.asset(k)
     recs = records.asset_records(reg)
@@ -51,7 +52,9 @@ def _verify_one(reg, rec, full: bool, progress: ProgressFactory) -> VerifyResult
         sha, _ = hash_file(path, bar.update)
     if sha == rec.sha256:
         event = "verified" if rec.state != "verified" or full else None
-        records.record_check(reg, rec.key, "verified", fp, event, "full rehash" if full else "rehashed after a stat change")
+        records.record_check(
+            reg, rec.key, "verified", fp, event, "full rehash" if full else "rehashed after a stat change"
+        )
         return VerifyResult(rec.key, "verified", True, str(path))
     detail = f"{path} now has sha256 {sha}, verified was {rec.sha256}"
     if rec.state != "changed":

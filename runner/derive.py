@@ -23,8 +23,9 @@ from .plan import fill_template, python_of
 TIMEOUT_S = 6 * 3600
 
 
-def derive(reg, key: str, replace: bool = False, link: str = "symlink",
-           progress: ProgressFactory = null_progress) -> list[AddResult]:
+def derive(
+    reg, key: str, replace: bool = False, link: str = "symlink", progress: ProgressFactory = null_progress
+) -> list[AddResult]:
     from reg.registry.status import asset_states
     from reg.registry.verify import verify
 
@@ -37,8 +38,10 @@ def derive(reg, key: str, replace: bool = False, link: str = "symlink",
     states = asset_states(reg)
     pending = [k for k in src.inputs if states[k]["state"] != "verified"]
     if pending:
-        raise BlockedError(f"'{key}' is made from {', '.join(pending)}, which is not verified yet. Get it first "
-                           "(`reg status` shows how), then run `reg derive " + key + "` again.")
+        raise BlockedError(
+            f"'{key}' is made from {', '.join(pending)}, which is not verified yet. Get it first "
+            "(`reg status` shows how), then run `reg derive " + key + "` again."
+        )
     pipeline = catalog.pipelines[src.pipeline or asset.pipeline]
     work = reg.store.tmp / f"derive-{uuid.uuid4().hex}"
     work.mkdir(parents=True)
@@ -47,14 +50,20 @@ def derive(reg, key: str, replace: bool = False, link: str = "symlink",
         for k in src.inputs:  # writable copies: the command may rewrite them in place
             copies[k] = work / Path(catalog.assets[k].path).name
             shutil.copyfile(reg.store.object_path(states[k]["sha256"]), copies[k])
-        values = {"python": python_of(reg, pipeline), "root": str(reg.pipeline_root(pipeline.key)),
-                  "work": str(work), "input": SimpleNamespace(**copies)}
+        values = {
+            "python": python_of(reg, pipeline),
+            "root": str(reg.pipeline_root(pipeline.key)),
+            "work": str(work),
+            "input": SimpleNamespace(**copies),
+        }
         argv = [fill_template(a, values, pipeline, f"derive {key}") for a in src.command]
         output = Path(fill_template(src.output, values, pipeline, f"derive {key}"))
         _run(argv, values["root"], pipeline, key)
         if not output.is_file():
-            raise RegError(f"`{shlex.join(argv)}` exited 0 but left no {output}; fix `output` of '{key}' in "
-                           f"{asset.manifest}. Nothing was stored or placed.")
+            raise RegError(
+                f"`{shlex.join(argv)}` exited 0 but left no {output}; fix `output` of '{key}' in "
+                f"{asset.manifest}. Nothing was stored or placed."
+            )
         with progress(output.stat().st_size, key) as bar:
             staged = reg.store.stage_file(output, bar.update)
         inputs = ", ".join(f"{k} {states[k]['sha256'][:12]}" for k in src.inputs)
@@ -74,9 +83,13 @@ def _run(argv: list[str], cwd: str, pipeline, key: str) -> None:
     try:
         proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RegError(f"Deriving '{key}': `{shlex.join(argv)}` could not run in {cwd}: {exc}. Check the "
-                       f"{pipeline.name} checkout and virtualenv. Nothing was stored or placed.") from None
+        raise RegError(
+            f"Deriving '{key}': `{shlex.join(argv)}` could not run in {cwd}: {exc}. Check the "
+            f"{pipeline.name} checkout and virtualenv. Nothing was stored or placed."
+        ) from None
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
-        raise RegError(f"Deriving '{key}': `{shlex.join(argv)}` exited with {proc.returncode}. Nothing was stored "
-                       f"or placed. Last lines:\n{tail}")
+        raise RegError(
+            f"Deriving '{key}': `{shlex.join(argv)}` exited with {proc.returncode}. Nothing was stored "
+            f"or placed. Last lines:\n{tail}"
+        )

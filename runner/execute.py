@@ -10,9 +10,9 @@ import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .plan import Plan
 
@@ -48,8 +48,14 @@ class Cancellation:
         return False
 
 
-def run_steps(plan: Plan, log_path: Path, deadline: float | None, cancel: Cancellation,
-              on_event: Callable[[dict], None], on_line: Callable[[bytes], None]) -> Outcome:
+def run_steps(
+    plan: Plan,
+    log_path: Path,
+    deadline: float | None,
+    cancel: Cancellation,
+    on_event: Callable[[dict], None],
+    on_line: Callable[[bytes], None],
+) -> Outcome:
     """Run each step in order; stop at the first that fails. The child runs in its own session so
     that stopping it stops everything it started (the whole process group)."""
     tail: deque[bytes] = deque(maxlen=20)
@@ -59,8 +65,14 @@ def run_steps(plan: Plan, log_path: Path, deadline: float | None, cancel: Cancel
             log.write(f"$ {' '.join(step.argv)}\n".encode())
             log.flush()
             try:
-                proc = subprocess.Popen(step.argv, cwd=step.cwd, env={**os.environ, **step.env},
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                proc = subprocess.Popen(
+                    step.argv,
+                    cwd=step.cwd,
+                    env={**os.environ, **step.env},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             except OSError as exc:
                 return Outcome("failed", None, f"step '{step.name}' could not start: {exc} (cwd {step.cwd})")
             reader = threading.Thread(target=_pump, args=(proc, log, tail, step.name, on_event, on_line), daemon=True)
@@ -72,8 +84,9 @@ def run_steps(plan: Plan, log_path: Path, deadline: float | None, cancel: Cancel
                 return Outcome(stopped, proc.returncode, f"step '{step.name}' {what}")
             if proc.returncode != 0:
                 last = b"".join(tail).decode(errors="replace")
-                return Outcome("failed", proc.returncode,
-                               f"step '{step.name}' exited with {proc.returncode}; last lines:\n{last}")
+                return Outcome(
+                    "failed", proc.returncode, f"step '{step.name}' exited with {proc.returncode}; last lines:\n{last}"
+                )
             missing = [o for o in step.outputs if not os.path.exists(o)]
             if missing:
                 return Outcome("failed", 0, f"step '{step.name}' exited 0 but did not write {', '.join(missing)}")
@@ -99,7 +112,9 @@ def _wait(proc, deadline: float | None, cancel: Cancellation) -> str | None:
             return None
         except subprocess.TimeoutExpired:
             pass
-        reason = "cancelled" if cancel.requested else ("timed-out" if deadline and time.monotonic() > deadline else None)
+        reason = (
+            "cancelled" if cancel.requested else ("timed-out" if deadline and time.monotonic() > deadline else None)
+        )
         if reason:
             _stop_group(proc)
             return reason
@@ -139,8 +154,12 @@ def environment_facts(python: str) -> dict:
         facts["python_error"] = str(exc)
     if shutil.which("nvidia-smi"):
         try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=20)
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
             facts["gpus"] = [line.strip() for line in out.stdout.splitlines() if line.strip()]
         except (OSError, subprocess.SubprocessError):
             pass

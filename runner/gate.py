@@ -28,8 +28,11 @@ def check(reg, plan: Plan) -> GateVerdict:
     verify(reg, plan.inputs)
     report = build_status(reg)
     states = report["assets"]
-    blockers = [{"asset": k, "state": states[k]["state"], "action": _action_id(report, k)}
-                for k in plan.inputs if states[k]["state"] != "verified"]
+    blockers = [
+        {"asset": k, "state": states[k]["state"], "action": _action_id(report, k)}
+        for k in plan.inputs
+        if states[k]["state"] != "verified"
+    ]
     actions = _actions_for(reg, report, blockers)
     inputs = {k: states[k]["sha256"] if states[k]["state"] == "verified" else None for k in plan.inputs}
     problems, facts = environment(reg, plan.pipeline)
@@ -51,11 +54,15 @@ def environment(reg, p: Pipeline) -> tuple[list[str], dict]:
     python = python_of(reg, p)
     problems, facts = [], {}
     if not root.is_dir():
-        problems.append(f"the {p.name} checkout {root} does not exist: clone {p.repo or 'it'} there, or point reg "
-                        f"at yours with `reg config pipelines.{p.key}.root PATH`")
+        problems.append(
+            f"the {p.name} checkout {root} does not exist: clone {p.repo or 'it'} there, or point reg "
+            f"at yours with `reg config pipelines.{p.key}.root PATH`"
+        )
     if p.venv and not os.access(python, os.X_OK):
-        problems.append(f"the virtualenv interpreter {python} does not exist: create the venv ({p.venv}) and "
-                        f"install {p.name}'s requirements in it")
+        problems.append(
+            f"the virtualenv interpreter {python} does not exist: create the venv ({p.venv}) and "
+            f"install {p.name}'s requirements in it"
+        )
     else:
         facts = execute.environment_facts(python)
         installed = {_normal(name): version for name, version in facts.get("packages", {}).items()}
@@ -65,12 +72,15 @@ def environment(reg, p: Pipeline) -> tuple[list[str], dict]:
             if have is None:
                 problems.append(f"{name} is not installed in {python}'s environment: {pip} install '{name}{spec}'")
             elif spec and not _satisfies(have, spec):
-                problems.append(f"{name} {have} is installed but {p.name} needs {name}{spec}: "
-                                f"{pip} install '{name}{spec}'")
+                problems.append(
+                    f"{name} {have} is installed but {p.name} needs {name}{spec}: {pip} install '{name}{spec}'"
+                )
         path = os.pathsep.join(filter(None, [os.path.dirname(python) if p.venv else "", os.environ.get("PATH")]))
         for binary in p.binaries:
             if shutil.which(binary, path=path) is None:
-                problems.append(f"{binary} is not on PATH (needed by {p.name}): install it, e.g. `apt install {binary}`")
+                problems.append(
+                    f"{binary} is not on PATH (needed by {p.name}): install it, e.g. `apt install {binary}`"
+                )
     from reg.registry.status import save_environment_check
 
     save_environment_check(reg, p.key, problems)

@@ -50,8 +50,10 @@ def find_version(reg, episode: str, version: str) -> EpisodeVersion:
     if ep is None:
         raise RegError(f"No episode {episode} in the catalog (episodes: {', '.join(reg.catalog.episodes)}).")
     if version not in ep.versions:
-        raise RegError(f"Episode {episode} has no version {version} (versions: {', '.join(ep.versions)}). "
-                       "Declare it in a manifest under [episodes.N.versions.V].")
+        raise RegError(
+            f"Episode {episode} has no version {version} (versions: {', '.join(ep.versions)}). "
+            "Declare it in a manifest under [episodes.N.versions.V]."
+        )
     return ep.versions[version]
 
 
@@ -69,16 +71,23 @@ def resolve(reg, episode: str, version: str, run_dir: Path) -> Plan:
     catalog = reg.catalog
     pipeline = catalog.pipelines[v.pipeline]
     if not pipeline.steps:
-        raise RegError(f"Pipeline '{pipeline.key}' declares no steps in {pipeline.manifest}; add [[pipelines."
-                       f"{pipeline.key}.steps]] tables with name and argv.")
+        raise RegError(
+            f"Pipeline '{pipeline.key}' declares no steps in {pipeline.manifest}; add [[pipelines."
+            f"{pipeline.key}.steps]] tables with name and argv."
+        )
     root = str(reg.pipeline_root(pipeline.key))
     python = python_of(reg, pipeline)
     ep = catalog.episodes[v.episode]
     values = {
-        "python": python, "root": root, "run": str(run_dir), "out": str(run_dir / "out"),
-        "episode": v.episode, "version": v.version,
-        "input": SimpleNamespace(**{role: reg.placement_path(catalog.assets[k])
-                                    for role, k in {**ep.inputs, **v.inputs}.items()}),
+        "python": python,
+        "root": root,
+        "run": str(run_dir),
+        "out": str(run_dir / "out"),
+        "episode": v.episode,
+        "version": v.version,
+        "input": SimpleNamespace(
+            **{role: reg.placement_path(catalog.assets[k]) for role, k in {**ep.inputs, **v.inputs}.items()}
+        ),
         "pipeline": SimpleNamespace(**{k: reg.pipeline_root(k) for k in catalog.pipelines}),
         "asset": SimpleNamespace(**{k: reg.placement_path(a) for k, a in catalog.assets.items() if k.isidentifier()}),
         "param": SimpleNamespace(**v.params),
@@ -89,12 +98,26 @@ def resolve(reg, episode: str, version: str, run_dir: Path) -> Plan:
         venv_env = {"VIRTUAL_ENV": venv, "PATH": f"{venv}/bin:{os.environ.get('PATH', '')}"}
     steps = []
     for spec in pipeline.steps:
-        env = {**venv_env, **{k: fill_template(x, values, pipeline, spec.name) for k, x in {**pipeline.env, **spec.env}.items()}}
-        steps.append(Step(spec.name, [fill_template(a, values, pipeline, spec.name) for a in spec.argv], root, env,
-                          list(spec.reads), [fill_template(o, values, pipeline, spec.name) for o in spec.outputs]))
+        env = {
+            **venv_env,
+            **{k: fill_template(x, values, pipeline, spec.name) for k, x in {**pipeline.env, **spec.env}.items()},
+        }
+        steps.append(
+            Step(
+                spec.name,
+                [fill_template(a, values, pipeline, spec.name) for a in spec.argv],
+                root,
+                env,
+                list(spec.reads),
+                [fill_template(o, values, pipeline, spec.name) for o in spec.outputs],
+            )
+        )
     templates = [(s.name, s.argv, sorted({**pipeline.env, **s.env}.items()), s.outputs) for s in pipeline.steps]
-    template_fp = hashlib.sha256(json.dumps({"steps": templates, "params": v.params, "pipeline": pipeline.key},
-                                            sort_keys=True, default=str).encode()).hexdigest()
+    template_fp = hashlib.sha256(
+        json.dumps(
+            {"steps": templates, "params": v.params, "pipeline": pipeline.key}, sort_keys=True, default=str
+        ).encode()
+    ).hexdigest()
     return Plan(v, pipeline, catalog.version_inputs(v), steps, run_dir, python, template_fp)
 
 
@@ -111,6 +134,8 @@ def fill_template(template: str, values: dict, pipeline: Pipeline, step: str) ->
     try:
         return _Formatter().vformat(template, (), values)
     except LookupError as exc:
-        raise RegError(f"Step '{step}' of pipeline '{pipeline.key}' ({pipeline.manifest}) uses the placeholder "
-                       f"{{{exc.args[0]}}}, which this episode version does not define. Add it (a param under the "
-                       "version, an input of the episode) or fix the template.") from None
+        raise RegError(
+            f"Step '{step}' of pipeline '{pipeline.key}' ({pipeline.manifest}) uses the placeholder "
+            f"{{{exc.args[0]}}}, which this episode version does not define. Add it (a param under the "
+            "version, an input of the episode) or fix the template."
+        ) from None

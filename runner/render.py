@@ -11,9 +11,9 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from reg.registry import records
 
@@ -64,15 +64,24 @@ def holder_alive(run) -> bool:
     return True
 
 
-def render(reg, episode: str, version: str, *, dry_run: bool = False, force: bool = False,
-           timeout: float | None = None, on_event: Events = _quiet,
-           on_line: Callable[[bytes], None] = lambda _l: None) -> RenderResult:
+def render(
+    reg,
+    episode: str,
+    version: str,
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    timeout: float | None = None,
+    on_event: Events = _quiet,
+    on_line: Callable[[bytes], None] = lambda _l: None,
+) -> RenderResult:
     run_dir = reg.root / "runs" / f"{episode}-{version}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     plan = resolve(reg, str(episode), version, run_dir)
     verdict = gate.check(reg, plan)
     result = RenderResult(plan.version.episode, version, "dry-run", plan, verdict)
-    on_event({"event": "gate", "episode": result.episode, "version": version, "ok": verdict.ok,
-              "blockers": verdict.blockers})
+    on_event(
+        {"event": "gate", "episode": result.episode, "version": version, "ok": verdict.ok, "blockers": verdict.blockers}
+    )
     if dry_run:
         return result
     if not verdict.ok:
@@ -84,11 +93,23 @@ def render(reg, episode: str, version: str, *, dry_run: bool = False, force: boo
         result.state, result.previous_run = "up-to-date", done[-1].id
         return result
     plan.out_dir.mkdir(parents=True, exist_ok=True)
-    run_id = records.start_run(reg, {
-        "episode": result.episode, "version": version, "pipeline": plan.pipeline.key, "fingerprint": fingerprint,
-        "commands": json.dumps([{"step": s.name, "argv": s.argv, "cwd": s.cwd, "env": s.env} for s in plan.steps]),
-        "inputs": json.dumps(verdict.inputs), "run_dir": str(run_dir), "host": socket.gethostname(),
-        "boot_id": boot_id(), "pid": os.getpid(), "environment": "{}"}, holder_alive)
+    run_id = records.start_run(
+        reg,
+        {
+            "episode": result.episode,
+            "version": version,
+            "pipeline": plan.pipeline.key,
+            "fingerprint": fingerprint,
+            "commands": json.dumps([{"step": s.name, "argv": s.argv, "cwd": s.cwd, "env": s.env} for s in plan.steps]),
+            "inputs": json.dumps(verdict.inputs),
+            "run_dir": str(run_dir),
+            "host": socket.gethostname(),
+            "boot_id": boot_id(),
+            "pid": os.getpid(),
+            "environment": "{}",
+        },
+        holder_alive,
+    )
     result.run_id = run_id
     on_event({"event": "start", "run": run_id, "run_dir": str(run_dir)})
     state, exit_code, error, outputs, environment = "failed", None, "", {}, verdict.environment
@@ -103,8 +124,9 @@ def render(reg, episode: str, version: str, *, dry_run: bool = False, force: boo
         error = f"reg stopped: {type(exc).__name__}: {exc}"
         raise
     finally:
-        records.finish_run(reg, run_id, state, exit_code, error, outputs=json.dumps(outputs),
-                           environment=json.dumps(environment))
+        records.finish_run(
+            reg, run_id, state, exit_code, error, outputs=json.dumps(outputs), environment=json.dumps(environment)
+        )
         on_event({"event": "end", "run": run_id, "state": state, "exit_code": exit_code})
     result.state, result.error, result.outputs = state, error, outputs
     return result
@@ -145,8 +167,11 @@ def promote(reg, episode: str, version: str) -> dict[tuple[str, str], str]:
     """Make a version production; the version(s) in production so far become previous."""
     find_version(reg, episode, version)
     overrides = records.version_states(reg)
-    changes = {(str(episode), v): "previous" for v in reg.catalog.episodes[str(episode)].versions
-               if v != version and effective_state(reg, episode, v, overrides) == "production"}
+    changes = {
+        (str(episode), v): "previous"
+        for v in reg.catalog.episodes[str(episode)].versions
+        if v != version and effective_state(reg, episode, v, overrides) == "production"
+    }
     changes[(str(episode), version)] = "production"
     records.set_version_states(reg, changes)
     return changes

@@ -14,8 +14,13 @@ import numpy as np
 import scipy.sparse as sp
 
 FLAME_SHAPES = {
-    "v_template": (5023, 3), "f": (9976, 3), "shapedirs": (5023, 3, 400), "posedirs": (5023, 3, 36),
-    "J_regressor": (5, 5023), "weights": (5023, 5), "kintree_table": (2, 5),
+    "v_template": (5023, 3),
+    "f": (9976, 3),
+    "shapedirs": (5023, 3, 400),
+    "posedirs": (5023, 3, 36),
+    "J_regressor": (5, 5023),
+    "weights": (5023, 5),
+    "kintree_table": (2, 5),
 }
 
 
@@ -24,8 +29,16 @@ class ChPlaceholder:
     Ch.__getstate__ really gives (checked against chumpy): the value in `x`, a set, flags."""
 
     def __init__(self, x):
-        self.__dict__.update({"_dirty_vars": {"x"}, "_itr": None, "_make_dense": False, "_make_sparse": False,
-                              "_depends_on_deps": {}, "x": x})
+        self.__dict__.update(
+            {
+                "_dirty_vars": {"x"},
+                "_itr": None,
+                "_make_dense": False,
+                "_make_sparse": False,
+                "_depends_on_deps": {},
+                "x": x,
+            }
+        )
 
 
 class Py2Pickler(pickle._Pickler):
@@ -43,7 +56,9 @@ class Py2Pickler(pickle._Pickler):
 def flame_model(seed: int = 0, **shape_overrides) -> dict:
     shapes = {**FLAME_SHAPES, **shape_overrides}
     rng = np.random.default_rng(seed)
-    model = {k: np.zeros(s, dtype=np.float64) for k, s in shapes.items() if k not in ("f", "kintree_table", "J_regressor")}
+    model = {
+        k: np.zeros(s, dtype=np.float64) for k, s in shapes.items() if k not in ("f", "kintree_table", "J_regressor")
+    }
     model["v_template"] = rng.standard_normal(shapes["v_template"])
     model["f"] = np.zeros(shapes["f"], dtype=np.uint32)
     kt = np.zeros(shapes["kintree_table"], dtype=np.uint32)
@@ -156,7 +171,7 @@ class _Tensor:
 
     def __reduce__(self):
         numel = int(np.prod(self.shape))
-        stride = tuple(int(np.prod(self.shape[i + 1:])) for i in range(len(self.shape)))
+        stride = tuple(int(np.prod(self.shape[i + 1 :])) for i in range(len(self.shape)))
         return (_rebuild_placeholder, (_StorageRef(self.key, numel), 0, self.shape, stride, False, OrderedDict()))
 
 
@@ -164,9 +179,16 @@ def write_bfm_mat(path: Path, **shape_overrides) -> Path:
     """A MATLAB file with the BFM 2009 variables convert_BFM.py reads (zeros, compressed: tiny on disk)."""
     from scipy.io import savemat
 
-    shapes = {"shapeMU": (160470, 1), "shapePC": (160470, 199), "shapeEV": (199, 1),
-              "texMU": (160470, 1), "texPC": (160470, 199), "texEV": (199, 1), "tl": (106466, 3),
-              **shape_overrides}
+    shapes = {
+        "shapeMU": (160470, 1),
+        "shapePC": (160470, 199),
+        "shapeEV": (199, 1),
+        "texMU": (160470, 1),
+        "texPC": (160470, 199),
+        "texEV": (199, 1),
+        "tl": (106466, 3),
+        **shape_overrides,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     savemat(path, {k: np.zeros(s, dtype=np.uint8) for k, s in shapes.items()}, do_compression=True)
     return path
@@ -181,8 +203,9 @@ def write_tgz(path: Path, members: dict[str, Path]) -> Path:
     return path
 
 
-def write_tiny_pipeline(root: Path, checkout: Path, episode: str, versions: dict[str, str],
-                        packages: str = "{}", binaries: str = "[]") -> None:
+def write_tiny_pipeline(
+    root: Path, checkout: Path, episode: str, versions: dict[str, str], packages: str = "{}", binaries: str = "[]"
+) -> None:
     """A one-step pipeline (writes {out}/result.txt with this interpreter) and an episode whose
     versions (name -> state) use it, as a manifest in the registry root."""
     import sys

@@ -58,7 +58,7 @@ def _handler(hub: Hub):
         def _lookup(self):
             path = self.path.split("?")[0]
             if path.startswith("/files/"):
-                return None, hub.files.get(path[len("/files/"):])
+                return None, hub.files.get(path[len("/files/") :])
             parts = path.strip("/").split("/")
             if len(parts) < 5 or parts[2] != "resolve":
                 return None, None
@@ -76,8 +76,14 @@ def _handler(hub: Hub):
             hub.requests.append((method, self.path, self.headers.get("Range"), self.headers.get("Authorization")))
             repo, f = self._lookup()
             if repo in hub.gated:
-                self._headers(403, {"X-Error-Code": "GatedRepo", "X-Error-Message": "Access to model is restricted.",
-                                    "Content-Length": 0})
+                self._headers(
+                    403,
+                    {
+                        "X-Error-Code": "GatedRepo",
+                        "X-Error-Message": "Access to model is restricted.",
+                        "Content-Length": 0,
+                    },
+                )
                 return None
             if f is None:
                 self._headers(404, {"X-Error-Code": "EntryNotFound", "Content-Length": 0})
@@ -86,9 +92,17 @@ def _handler(hub: Hub):
         def do_HEAD(self):
             if (f := self._file("HEAD")) is None:
                 return
-            self._headers(200, {"X-Repo-Commit": COMMIT, "X-Linked-Etag": f'"{f.published_sha256 or f.sha256}"',
-                                "X-Linked-Size": len(f.data), "ETag": f'"{f.published_sha256 or f.sha256}"',
-                                "Content-Length": len(f.data), "Accept-Ranges": "bytes"})
+            self._headers(
+                200,
+                {
+                    "X-Repo-Commit": COMMIT,
+                    "X-Linked-Etag": f'"{f.published_sha256 or f.sha256}"',
+                    "X-Linked-Size": len(f.data),
+                    "ETag": f'"{f.published_sha256 or f.sha256}"',
+                    "Content-Length": len(f.data),
+                    "Accept-Ranges": "bytes",
+                },
+            )
 
         def do_GET(self):
             rng = self.headers.get("Range")
@@ -147,7 +161,10 @@ if __name__ == "__main__":
     import time
 
     server, url = serve(demo_hub())
-    print(f"serving a stand-in Hub at {url}\n  export HF_ENDPOINT={url}\n"
-          f"  reg config mirrors.download.pytorch.org {url}/files/mirror/download.pytorch.org", flush=True)
+    print(
+        f"serving a stand-in Hub at {url}\n  export HF_ENDPOINT={url}\n"
+        f"  reg config mirrors.download.pytorch.org {url}/files/mirror/download.pytorch.org",
+        flush=True,
+    )
     while True:
         time.sleep(3600)

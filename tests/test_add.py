@@ -4,9 +4,13 @@ import os
 import stat
 
 import pytest
-
-from factories import (write_flame_downloaded, write_flame_fixed, write_malicious_pickle, write_torch_checkpoint,
-                       write_zip)
+from factories import (
+    write_flame_downloaded,
+    write_flame_fixed,
+    write_malicious_pickle,
+    write_torch_checkpoint,
+    write_zip,
+)
 
 
 def _v8_blockers(reg):
@@ -39,8 +43,10 @@ def test_add_downloaded_pickle_places_it_where_cap4d_loads_it(reg, tmp_path, fla
 
 def test_add_zip_as_downloaded_from_mpi(reg, tmp_path, flame_dest):
     pkl = write_flame_downloaded(tmp_path / "x.pkl").read_bytes()
-    archive = write_zip(tmp_path / "FLAME2023.zip", {"FLAME2023/flame2023_no_jaw.pkl": pkl,
-                                                     "FLAME2023/flame2023.pkl": pkl, "FLAME2023/readme.txt": b"hi"})
+    archive = write_zip(
+        tmp_path / "FLAME2023.zip",
+        {"FLAME2023/flame2023_no_jaw.pkl": pkl, "FLAME2023/flame2023.pkl": pkl, "FLAME2023/readme.txt": b"hi"},
+    )
     code, results = reg.json("add", archive)
     assert code == 0 and [r["key"] for r in results] == ["flame2023"]
     assert results[0]["source"].endswith("FLAME2023.zip!FLAME2023/flame2023_no_jaw.pkl")
@@ -147,8 +153,9 @@ def test_torch_checkpoint_by_zip_layout(reg, tmp_path):
     assert code == 0 and results[0]["summary"] == "PyTorch checkpoint, 2 tensor storages"
 
 
-@pytest.mark.parametrize("kwargs, message", [({"drop_storage": True}, "missing from the zip"),
-                                             ({"evil_global": True}, "posix.getcwd")])
+@pytest.mark.parametrize(
+    "kwargs, message", [({"drop_storage": True}, "missing from the zip"), ({"evil_global": True}, "posix.getcwd")]
+)
 def test_bad_torch_checkpoints_are_refused(reg, tmp_path, kwargs, message):
     bad = write_torch_checkpoint(tmp_path / "cap4d_mmdm_100k.ckpt", **kwargs)
     result = reg("add", bad)
@@ -217,7 +224,10 @@ def test_checkpoints_written_by_real_torch(reg, tmp_path):
     from pathlib import Path
 
     data = Path(__file__).parent / "data"
-    for name, summary in (("real_torch_checkpoint.pt", "4 tensor storages"), ("real_torch_params.pt", "3 tensor storages")):
+    for name, summary in (
+        ("real_torch_checkpoint.pt", "4 tensor storages"),
+        ("real_torch_params.pt", "3 tensor storages"),
+    ):
         src = tmp_path / name / "cap4d_mmdm_100k.ckpt"
         src.parent.mkdir()
         shutil.copyfile(data / name, src)

@@ -37,8 +37,7 @@ def _setup(reg, tmp_path, mode="ok"):
     checkout.mkdir()
     (checkout / "fix.py").write_text(FIXER)
     (reg.root / "manifests").mkdir(parents=True, exist_ok=True)
-    (reg.root / "manifests" / "fix.toml").write_text(
-        MANIFEST.replace("{root}", str(checkout)).replace("{param}", mode))
+    (reg.root / "manifests" / "fix.toml").write_text(MANIFEST.replace("{root}", str(checkout)).replace("{param}", mode))
     return checkout
 
 

@@ -2,11 +2,10 @@
 Nothing inside huggingface_hub is patched: the server speaks the Hub's HTTP."""
 
 import pytest
-
 from factories import write_torch_checkpoint
 from hubserver import Hub, serve
 
-MANIFEST = '''
+MANIFEST = """
 [assets.demo_ckpt]
 kind = "weights"
 pipeline = "cap4d"
@@ -26,7 +25,7 @@ pipeline = "cap4d"
 path = "data/weights/gated.ckpt"
 validator = "torch-ckpt"
 source = { huggingface = "acme/gated", file = "gated.ckpt" }
-'''
+"""
 
 
 @pytest.fixture

@@ -32,9 +32,12 @@ def test_dangling_reference_is_reported(reg):
 
 
 def test_user_manifest_overrides_a_shipped_asset_by_key(reg, tmp_path):
-    _user_manifest(reg, '[assets.flame2023]\nkind = "face-model"\npipeline = "cap4d"\n'
-                        'path = "assets/flame2023_no_jaw.pkl"\nvalidator = "flame-pkl"\n'
-                        f'sha256 = "{"a" * 64}"\nsource = {{ gated = "flame", archive = "FLAME2023.zip" }}\n')
+    _user_manifest(
+        reg,
+        '[assets.flame2023]\nkind = "face-model"\npipeline = "cap4d"\n'
+        'path = "assets/flame2023_no_jaw.pkl"\nvalidator = "flame-pkl"\n'
+        f'sha256 = "{"a" * 64}"\nsource = {{ gated = "flame", archive = "FLAME2023.zip" }}\n',
+    )
     code, doc = reg.json("status")
     assert doc["assets"]["flame2023"]["path"] == str(reg.pipeline_root("cap4d") / "assets/flame2023_no_jaw.pkl")
 

@@ -14,7 +14,6 @@ import tempfile
 import uuid
 
 import pytest
-
 from factories import write_flame_fixed, write_tiny_pipeline
 
 
@@ -40,11 +39,27 @@ def postgres_server():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     data = os.path.join(base, "data")
-    subprocess.run([*as_postgres, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "reg"], check=True,
-                   stdout=subprocess.DEVNULL)
-    subprocess.run([*as_postgres, f"{bindir}/pg_ctl", "-D", data, "-w", "-l", os.path.join(base, "log"), "-o",
-                    f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off", "start"], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [*as_postgres, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "reg"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        [
+            *as_postgres,
+            f"{bindir}/pg_ctl",
+            "-D",
+            data,
+            "-w",
+            "-l",
+            os.path.join(base, "log"),
+            "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     yield f"postgresql+psycopg://reg@127.0.0.1:{port}"
     subprocess.run([*as_postgres, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"], stdout=subprocess.DEVNULL)
     shutil.rmtree(base, ignore_errors=True)
@@ -56,8 +71,9 @@ def pg_reg(reg, postgres_server, monkeypatch):
     import psycopg
 
     name = f"reg_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_server.replace("postgresql+psycopg", "postgresql") + "/postgres",
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        postgres_server.replace("postgresql+psycopg", "postgresql") + "/postgres", autocommit=True
+    ) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     monkeypatch.setenv("REG_DATABASE_URL", f"{postgres_server}/{name}")
     return reg

@@ -11,9 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-
 from factories import write_tiny_pipeline
-
 
 TOY = Path(__file__).resolve().parents[1] / "examples" / "demo"  # the README demo pipeline
 
@@ -42,7 +40,8 @@ versions.v1 = {{ pipeline = "toy", state = "candidate", params = {{ frames = "3"
 versions.v2 = {{ pipeline = "toy", state = "planned", params = {{ frames = "2", sleep = "0", fail = "no" }} }}
 versions.slow = {{ pipeline = "toy", state = "planned", params = {{ frames = "100", sleep = "0.2", fail = "no" }} }}
 '''
-    return f'''
+    return (
+        f'''
 [pipelines.toy]
 name = "Toy pipeline"
 root = "{checkout}"
@@ -66,7 +65,9 @@ kind = "weights"
 pipeline = "toy"
 path = "weights/model.bin"
 source = {{ url = "http://example.invalid/model.bin" }}
-''' + episodes
+'''
+        + episodes
+    )
 
 
 @pytest.fixture
@@ -99,8 +100,12 @@ def _runs(reg, *args):
 
 
 def _reg_process(reg, *args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "reg", "--root", str(reg.root), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "reg", "--root", str(reg.root), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(predicate, timeout=20.0):
@@ -260,9 +265,11 @@ def test_shipped_v8_dry_run_shows_cap4d_commands_and_the_flame_blocker(reg):
 
 def test_dry_run_of_a_ready_version_runs_nothing(toy, tmp_path):
     _add_inputs(toy, tmp_path)
-    code, = [toy("render", "episode", "901", "--version", "v1", "--dry-run").exit_code]
+    (code,) = [toy("render", "episode", "901", "--version", "v1", "--dry-run").exit_code]
     assert code == 0 and not toy.marker.exists() and _runs(toy) == []
-    events = [json.loads(line) for line in toy("render", "episode", "901", "--version", "v1", "--json").stdout.splitlines()]
+    events = [
+        json.loads(line) for line in toy("render", "episode", "901", "--version", "v1", "--json").stdout.splitlines()
+    ]
     assert [e["event"] for e in events][0] == "gate" and events[-1]["state"] == "succeeded"
 
 
@@ -307,7 +314,12 @@ def _tiny(reg, tmp_path, packages: str, binaries: str) -> None:
 
 
 def test_gate_checks_declared_packages_and_binaries(reg, tmp_path):
-    _tiny(reg, tmp_path, '{ click = ">=8", "Not-Installed_Pkg" = ">=1", SQLAlchemy = "<2" }', '["sh", "no-such-binary-xyz"]')
+    _tiny(
+        reg,
+        tmp_path,
+        '{ click = ">=8", "Not-Installed_Pkg" = ">=1", SQLAlchemy = "<2" }',
+        '["sh", "no-such-binary-xyz"]',
+    )
     result = reg("render", "episode", "800", "--version", "v1")
     assert result.exit_code == 3 and _runs(reg) == []
     out = result.stdout
@@ -326,7 +338,7 @@ def test_satisfied_environment_is_recorded_with_the_run(reg, tmp_path):
 
 
 def test_env_command_and_status_show_environment_problems(reg, tmp_path):
-    _tiny(reg, tmp_path, '{ "Not-Installed_Pkg" = ">=1" }', '[]')
+    _tiny(reg, tmp_path, '{ "Not-Installed_Pkg" = ">=1" }', "[]")
     _, doc = reg.json("status")
     tiny = next(p for p in doc["pipelines"] if p["key"] == "tiny")
     assert tiny["environment"]["last_check"] is None and tiny["ready"]  # unknown is not a blocker
@@ -337,7 +349,7 @@ def test_env_command_and_status_show_environment_problems(reg, tmp_path):
     assert "Not-Installed_Pkg" in action["steps"][0] and action["commands"] == ["reg env tiny"]
     v1 = next(v for v in doc["versions"] if (v["episode"], v["version"]) == ("800", "v1"))
     assert not v1["ready"] and v1["blockers"] == [{"asset": None, "state": "environment", "action": "environment:tiny"}]
-    _tiny(reg, tmp_path, '{ click = ">=8" }', '[]')
+    _tiny(reg, tmp_path, '{ click = ">=8" }', "[]")
     assert reg("env", "tiny").exit_code == 0
     _, doc = reg.json("status")
     assert next(v for v in doc["versions"] if v["episode"] == "800")["ready"]

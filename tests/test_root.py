@@ -44,8 +44,11 @@ def test_per_user_default(tmp_path, monkeypatch):
 def test_safetensors_validated_by_header(reg, tmp_path):
     (reg.root / "manifests").mkdir(parents=True)
     (reg.root / "manifests" / "st.toml").write_text(
-        '[assets.vae]\nkind = "weights"\npath = "' + str(tmp_path / "vae.safetensors") + '"\nvalidator = "safetensors"\n'
-        'filenames = ["model.safetensors"]\nsource = { url = "http://example.invalid/vae" }\n')
+        '[assets.vae]\nkind = "weights"\npath = "'
+        + str(tmp_path / "vae.safetensors")
+        + '"\nvalidator = "safetensors"\n'
+        'filenames = ["model.safetensors"]\nsource = { url = "http://example.invalid/vae" }\n'
+    )
     header = json.dumps({"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}).encode()
     good = tmp_path / "model.safetensors"
     good.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 16)

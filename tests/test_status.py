@@ -1,7 +1,7 @@
 """`reg status` on a fresh registry: what blocks what, and the owner's exact actions."""
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from factories import write_flame_downloaded
 
@@ -46,8 +46,10 @@ def test_licence_request_shows_days_waiting(reg):
     result = reg("license", "flame2023", "requested", "--note", "form sent")
     assert result.exit_code == 0 and "requested (form sent)" in result.stdout
     db = sqlite3.connect(reg.root / "reg.db")
-    db.execute("UPDATE licence_records SET requested_at = ? WHERE key = 'flame'",
-               ((datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=3)).isoformat(sep=" "),))
+    db.execute(
+        "UPDATE licence_records SET requested_at = ? WHERE key = 'flame'",
+        ((datetime.now(UTC).replace(tzinfo=None) - timedelta(days=3)).isoformat(sep=" "),),
+    )
     db.commit()
     code, doc = reg.json("status")
     flame = next(a for a in doc["owner_actions"] if a["id"] == "licence:flame")

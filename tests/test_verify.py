@@ -13,8 +13,9 @@ def _add_copy(reg, tmp_path):
 def test_unchanged_files_are_not_rehashed(reg, tmp_path):
     _add_copy(reg, tmp_path)
     code, results = reg.json("verify")
-    assert code == 0 and results == [{"key": "flame2023", "state": "verified", "rehashed": False,
-                                      "path": results[0]["path"], "detail": ""}]
+    assert code == 0 and results == [
+        {"key": "flame2023", "state": "verified", "rehashed": False, "path": results[0]["path"], "detail": ""}
+    ]
 
 
 def test_full_detects_a_silently_changed_byte(reg, tmp_path, flame_dest):

@@ -16,19 +16,28 @@ def test_wheel_install_runs_status_with_shipped_manifests_and_migrations(tmp_pat
     wheel = next(wheels.glob("reg-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     # One import package and its metadata: nothing generic (cli, migrations) lands in site-packages.
-    assert {n.split("/")[0] for n in names} == {"reg", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info"}
+    assert {n.split("/")[0] for n in names} == {
+        "reg",
+        wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info",
+    }
     assert "reg/manifests/episodes.toml" in names and "reg/migrations/versions/0001_initial.py" in names
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     subprocess.run([venv / "bin/pip", "install", "-q", wheel], check=True)
     env = {**os.environ, "REG_HOME": str(tmp_path / "home")}
     env.pop("PYTHONPATH", None)
-    out = subprocess.run([venv / "bin/reg", "status", "--json"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [venv / "bin/reg", "status", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
     doc = json.loads(out.stdout)
     assert doc["summary"]["assets"] > 30 and any(a["id"] == "licence:flame" for a in doc["owner_actions"])
-    where = subprocess.run([venv / "bin/python", "-c", "import reg; print(reg.__file__)"],
-                           cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    where = subprocess.run(
+        [venv / "bin/python", "-c", "import reg; print(reg.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert str(venv) in where  # the wheel's copy ran, not this checkout
     for argv in ([venv / "bin/reg", "--version"], [venv / "bin/python", "-m", "reg", "--version"]):
         version = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
