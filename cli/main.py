@@ -64,7 +64,7 @@ def _registry(ctx):
 def _progress_factory(as_json: bool):
     """tqdm bars on a terminal; nothing with --json or when stderr is not a TTY."""
     if as_json or not sys.stderr.isatty():
-        from reg.registry.add import null_progress
+        from reg.registry.ingest import null_progress
 
         return null_progress
     from tqdm import tqdm

@@ -3,7 +3,7 @@
 The bytes stream through `huggingface_hub.file_download.http_get` (the client's own resumable
 download, with its retries and progress bar) into a file in the store's temp folder that hashes
 every chunk as it is written, so checking the Hub's published sha256 costs no second pass.
-Then the staged file takes the same road as `reg add` (`add.store_and_place`).
+Then the staged file takes the same road as `reg add` (`ingest.store_and_place`).
 
 An interrupted download leaves `objects/tmp/fetch-<key>-<etag>.part`; the next fetch of the same
 remote file hashes that prefix once and asks the server for the rest (HTTP Range).
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .add import AddResult, Candidate, ProgressFactory, null_progress, store_and_place
 from .catalog import Asset
 from .errors import IntegrityError, RegError
+from .ingest import AddResult, Candidate, Progress, null_progress, store_and_place
 from .store import Staged, hash_stream
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -166,7 +166,7 @@ def fetch(
     keys: list[str],
     offline: bool = False,
     link: str = "symlink",
-    progress: ProgressFactory = null_progress,
+    progress: Progress = null_progress,
     quiet: bool = False,
 ) -> list[AddResult]:
     """Fetch each asset; stops at the first failure (earlier ones stay registered)."""
@@ -189,7 +189,7 @@ def fetch(
     return [r for a in assets for r in _fetch_one(reg, a, offline, link, progress)]
 
 
-def _fetch_one(reg, asset: Asset, offline: bool, link: str, progress: ProgressFactory) -> list[AddResult]:
+def _fetch_one(reg, asset: Asset, offline: bool, link: str, progress: Progress) -> list[AddResult]:
     from . import records
 
     registered = records.asset_records(reg)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import records
-from .add import ProgressFactory, null_progress
+from .ingest import Progress, null_progress
 from .store import Fingerprint, hash_file
 
 
@@ -24,7 +24,7 @@ class VerifyResult:
 
 
 def verify(
-    reg, keys: list[str] | None = None, full: bool = False, progress: ProgressFactory = null_progress
+    reg, keys: list[str] | None = None, full: bool = False, progress: Progress = null_progress
 ) -> list[VerifyResult]:
     for k in keys or []:
         reg.catalog.asset(k)
@@ -37,7 +37,7 @@ def verify(
     return results
 
 
-def _verify_one(reg, rec, full: bool, progress: ProgressFactory) -> VerifyResult:
+def _verify_one(reg, rec, full: bool, progress: Progress) -> VerifyResult:
     path = Path(rec.placed_path)
     try:
         fp = Fingerprint.of(path)

@@ -15,8 +15,8 @@ import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
-from reg.registry.add import AddResult, Candidate, ProgressFactory, null_progress, store_and_place
 from reg.registry.errors import BlockedError, RegError
+from reg.registry.ingest import AddResult, Candidate, Progress, null_progress, store_and_place
 
 from .plan import fill_template, python_of
 
@@ -24,7 +24,7 @@ TIMEOUT_S = 6 * 3600
 
 
 def derive(
-    reg, key: str, replace: bool = False, link: str = "symlink", progress: ProgressFactory = null_progress
+    reg, key: str, replace: bool = False, link: str = "symlink", progress: Progress = null_progress
 ) -> list[AddResult]:
     from reg.registry.status import asset_states
     from reg.registry.verify import verify
