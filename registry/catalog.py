@@ -53,6 +53,8 @@ class Asset:
     sha256: str | None = None
     validator: str = "none"
     allow_globals: tuple[str, ...] = ()  # extra pickle globals this asset's validator accepts
+    # What the content must hold, beyond its format: {"top_keys": [...], "min_tensors": N, "min_bytes": N}
+    checks: dict = field(default_factory=dict)
     manifest: str = ""
 
 
@@ -450,6 +452,7 @@ def _asset(path, key, e) -> Asset:
         "validator",
         "source",
         "allow_globals",
+        "checks",
     }
     _check_keys(path, key, e, allowed, {"kind", "path", "source"})
     sha = e.get("sha256")
@@ -476,6 +479,7 @@ def _asset(path, key, e) -> Asset:
         sha256=sha,
         validator=_choice(path, key, "validator", e.get("validator", "none"), VALIDATORS),
         allow_globals=_strings(path, key, "allow_globals", e.get("allow_globals", [])),
+        checks=_checks(path, key, e.get("checks", {})),
         manifest=str(path),
     )
 
@@ -532,3 +536,20 @@ def _check_references(c: Catalog) -> None:
             for k in (*v.requires, *v.inputs.values()):
                 if k not in c.assets:
                     raise _fail(e.manifest, f"episodes.{e.key}.versions.{v.version}", f"requires unknown asset '{k}'")
+
+
+def _checks(path, key, checks) -> dict:
+    """`checks = { top_keys = [...], min_tensors = N, min_bytes = N }`: what a right file must hold."""
+    if not isinstance(checks, dict):
+        raise _fail(path, key, "checks must be a table, e.g. checks = { top_keys = ['state_dict'], min_tensors = 10 }")
+    _check_keys(path, f"{key}.checks", checks, {"top_keys", "min_tensors", "min_bytes"}, set())
+    out: dict = {}
+    if "top_keys" in checks:
+        out["top_keys"] = list(_strings(path, key, "checks.top_keys", checks["top_keys"]))
+    for name in ("min_tensors", "min_bytes"):
+        if name in checks:
+            value = checks[name]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise _fail(path, key, f"checks.{name} must be a non-negative integer")
+            out[name] = value
+    return out
