@@ -61,6 +61,12 @@ def _registry(ctx):
     return Registry(find_root(ctx.obj.get("root")))
 
 
+def _run_records(reg):
+    from reg.runner.records import RunRecords
+
+    return RunRecords(reg.engine)
+
+
 def _progress_factory(as_json: bool):
     """tqdm bars on a terminal; nothing with --json or when stderr is not a TTY."""
     if as_json or not sys.stderr.isatty():
@@ -106,7 +112,8 @@ def status(ctx, as_json, strict):
     """What is blocked, by what, and the action that unblocks it."""
     from reg.registry.status import build_status
 
-    report = build_status(_registry(ctx))
+    reg = _registry(ctx)
+    report = build_status(reg, _run_records(reg).version_states())
     _emit_json(report) if as_json else click.echo(format_status(report))
     if strict and (report["summary"]["blocked"] or any(not p["ready"] for p in report["pipelines"])):
         sys.exit(BlockedError.exit_code)
@@ -243,11 +250,10 @@ def check_env(ctx, pipelines, as_json):
 @handles_errors
 def list_assets(ctx, as_json):
     """List catalogued assets with state, size, source and licence."""
-    from reg.registry import records
     from reg.registry.status import asset_states
 
     reg = _registry(ctx)
-    states, lic = asset_states(reg), records.licence_records(reg)
+    states, lic = asset_states(reg), reg.state.licences()
     rows = []
     for key, a in reg.catalog.assets.items():
         licence = None
@@ -286,7 +292,6 @@ def list_assets(ctx, as_json):
 @handles_errors
 def show(ctx, key, run_id, as_json):
     """One asset's (or licence's) whole record and history; `show run ID` for a render."""
-    from reg.registry import records
     from reg.registry.status import asset_states
 
     reg = _registry(ctx)
@@ -308,16 +313,16 @@ def show(ctx, key, run_id, as_json):
         }
     elif key in reg.catalog.licences:
         lic = reg.catalog.licences[key]
-        rec = records.licence_records(reg).get(key)
+        rec = reg.state.licences().get(key)
         data = {
             "licence": _fields(lic),
             "state": rec.state if rec else "not-requested",
             "note": rec.note if rec else "",
-            "history": [_event(e) for e in records.events(reg, f"licence:{key}")],
+            "history": [_event(e) for e in reg.state.events(f"licence:{key}")],
         }
     else:
         asset = reg.catalog.asset(key)
-        rec = records.asset_records(reg).get(key)
+        rec = reg.state.asset_records().get(key)
         data = {
             "asset": _fields(asset),
             "source": _fields(asset.source),
@@ -338,7 +343,7 @@ def show(ctx, key, run_id, as_json):
             if rec
             else None,
             "store_object": str(reg.store.object_path(rec.sha256)) if rec else None,
-            "history": [_event(e) for e in records.events(reg, key)],
+            "history": [_event(e) for e in reg.state.events(key)],
         }
     if as_json:
         _emit_json(data)
@@ -377,39 +382,48 @@ def _event(e) -> dict:
 @handles_errors
 def licence(ctx, key, state, note, as_json):
     """Record where you stand with a gated licence (KEY: licence or gated asset)."""
-    from reg.registry import records
 
     reg = _registry(ctx)
     lic = reg.catalog.licence_for(key)
-    rec = records.set_licence(reg, lic.key, state, note)
+    rec = reg.state.set_licence(lic.key, state, note)
     out = {"licence": lic.key, "state": rec.state, "note": rec.note}
     _emit_json(out) if as_json else click.echo(f"{lic.name}: {rec.state}" + (f" ({rec.note})" if rec.note else ""))
 
 
 @cli.command()
-@click.argument("key")
+@click.argument("key", required=False)
 @click.argument("value", required=False)
+@click.option("--list", "list_all", is_flag=True, help="Every setting of this machine.")
+@click.option("--unset", is_flag=True, help="Remove the setting (back to the manifest's default).")
 @json_option
 @click.pass_context
 @handles_errors
-def config(ctx, key, value, as_json):
-    """Read or set a per-machine setting, e.g. `reg config pipelines.cap4d.root ~/src/cap4d`."""
-    from reg.registry import records
+def config(ctx, key, value, list_all, unset, as_json):
+    """Read, set, unset or list this machine's settings, e.g. `reg config pipelines.cap4d.root ~/src/cap4d`.
 
+    Settings are per machine (keyed by its machine id), so machines sharing a team database keep
+    their own checkout paths."""
     reg = _registry(ctx)
+    if list_all or key is None:
+        settings = dict(sorted(reg.settings.items()))
+        _emit_json(settings) if as_json else click.echo("\n".join(f"{k} = {v}" for k, v in settings.items()))
+        return
     parts = key.split(".")
     is_path = key == "media.root" or (len(parts) == 3 and parts[0] == "pipelines" and parts[2] == "root")
     if not (is_path or (parts[0] == "mirrors" and len(parts) > 1)):
         raise RegError(
             f"Unknown setting '{key}'. Settings are pipelines.<pipeline>.root, media.root and "
-            "mirrors.<host> (a base URL that serves that host's files)."
+            "mirrors.<host> (a base URL that serves that host's files).",
+            key=key,
         )
-    if is_path and len(parts) == 3 and parts[1] not in reg.catalog.pipelines:
-        raise RegError(f"No pipeline '{parts[1]}' in the catalog (known: {', '.join(reg.catalog.pipelines)}).")
-    if value is not None:
-        records.set_setting(reg, key, str(Path(value).expanduser().resolve()) if is_path else value)
-        reg = _registry(ctx)
-    current = reg.settings.get(key)
+    if is_path and len(parts) == 3:
+        if parts[1] not in reg.catalog.pipelines:
+            raise RegError(f"No pipeline '{parts[1]}' in the catalog (known: {', '.join(reg.catalog.pipelines)}).")
+    if unset:
+        reg.state.unset_setting(key)
+    elif value is not None:
+        reg.state.set_setting(key, str(Path(value).expanduser().resolve()) if is_path else value)
+    current = reg.state.settings().get(key)
     _emit_json({"key": key, "value": current}) if as_json else click.echo(f"{key} = {current or '(manifest default)'}")
 
 
@@ -530,12 +544,11 @@ def _result_json(r) -> dict:
 @handles_errors
 def runs(ctx, episode, as_json):
     """Every recorded render: state, times, exit code (vanished ones are marked lost)."""
-    from reg.registry import records
     from reg.runner.render import holder_alive
 
     reg = _registry(ctx)
-    records.mark_lost(reg, holder_alive)
-    rows = [_run_summary(r) for r in records.runs(reg, episode)]
+    _run_records(reg).mark_lost(holder_alive)
+    rows = [_run_summary(r) for r in _run_records(reg).runs(episode)]
     if as_json:
         _emit_json(rows)
         return
@@ -562,9 +575,8 @@ def _run_summary(r) -> dict:
 
 
 def _run(reg, run_id: int):
-    from reg.registry import records
 
-    run = records.get_run(reg, run_id)
+    run = _run_records(reg).get_run(run_id)
     if run is None:
         raise RegError(f"No run {run_id}. `reg runs` lists the recorded runs.")
     return run
@@ -579,8 +591,6 @@ def log(ctx, run_id, follow):
     """Print a run's log (its steps' combined output)."""
     import time
 
-    from reg.registry import records
-
     reg = _registry(ctx)
     path = Path(_run(reg, run_id).run_dir) / "log.txt"
     if not path.exists():
@@ -592,7 +602,7 @@ def log(ctx, run_id, follow):
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.flush()
                 continue
-            if not follow or records.get_run(reg, run_id).state != "running":
+            if not follow or _run_records(reg).get_run(run_id).state != "running":
                 break
             time.sleep(0.2)
 
@@ -621,7 +631,6 @@ def promote(ctx, what, episode, version):
 @handles_errors
 def versions(ctx, what, episode, as_json):
     """`versions episode 11`: each version with its state and last run."""
-    from reg.registry import records
     from reg.runner.render import effective_state
 
     if what != "episode":
@@ -630,7 +639,7 @@ def versions(ctx, what, episode, as_json):
     ep = reg.catalog.episodes.get(str(episode))
     if ep is None:
         raise RegError(f"No episode {episode} in the catalog (episodes: {', '.join(reg.catalog.episodes)}).")
-    all_runs = records.runs(reg, ep.key)
+    all_runs = _run_records(reg).runs(ep.key)
     rows = []
     for v in ep.versions.values():
         last = next((r for r in reversed(all_runs) if r.version == v.version), None)

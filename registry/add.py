@@ -44,9 +44,8 @@ def add_file(
             catalog.asset(as_key)  # unknown key -> clear error
         adopted = _adoption_target(reg, file)
         candidates = [Candidate(adopted, str(file))] if adopted and not as_key else _identify(reg, file, as_key)
-        from . import records  # SQLAlchemy's import and the query also overlap the hash
-
-        registered = records.asset_records(reg)
+        # SQLAlchemy's import and the query below also overlap the hash
+        registered = reg.state.asset_records()
         staged_by_source: dict[str | None, Staged] = {}
         plans = []
         for cand in candidates if candidates else [None]:

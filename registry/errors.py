@@ -27,6 +27,10 @@ class RegError(Exception):
         return {"error": type(self).__name__, "message": str(self), "exit_code": self.exit_code, **self.fields}
 
 
+class DatabaseError(RegError):
+    """The registry database cannot be opened, read or written (permissions, server, credentials)."""
+
+
 class ManifestError(RegError):
     """A manifest file is malformed: names the file, the key and what is wrong."""
 

@@ -190,9 +190,7 @@ def fetch(
 
 
 def _fetch_one(reg, asset: Asset, offline: bool, link: str, progress: Progress) -> list[AddResult]:
-    from . import records
-
-    registered = records.asset_records(reg)
+    registered = reg.state.asset_records()
     rec = registered.get(asset.key)
     if rec and rec.state == "verified" and _unchanged(rec):
         return [
@@ -232,7 +230,7 @@ def _unchanged(rec) -> bool:
     from .store import Fingerprint
 
     try:
-        return Fingerprint.of(Path(rec.placed_path)) == (rec.fp_size, rec.fp_mtime_ns, rec.fp_inode)
+        return Fingerprint.of(Path(rec.placed_path)).matches(rec.fingerprint)
     except OSError:
         return False
 
@@ -256,10 +254,8 @@ def _resolve(reg, asset: Asset) -> Remote:
     try:
         meta = get_hf_file_metadata(url, endpoint=endpoint)
     except GatedRepoError:
-        from . import records
-
         page = f"{endpoint}/{src.repo}"
-        records.set_source_gate(reg, asset.key, page)
+        reg.state.set_source_gate(asset.key, page)
         raise SourceGatedError(
             f"Hugging Face refused '{asset.key}': {src.repo} is a gated repository. Open {page}, accept its "
             "conditions with your account, log in here (`hf auth login`, or set HF_TOKEN), then run "

@@ -79,9 +79,7 @@ def store_and_place(
     integrity, validation and placement checks for all first, then commit, place and record each.
     `origin` is the user's own file, which may already be the pipeline path (adoption)."""
     if registered is None:
-        from . import records
-
-        registered = records.asset_records(reg)
+        registered = reg.state.asset_records()
     checked = []
     for cand, staged in plans:
         _check_integrity(cand, staged, sha256, replace, registered.get(cand.asset.key))
@@ -152,8 +150,6 @@ def _commit_and_place(
     progress: Progress,
     previous,
 ) -> AddResult:
-    from . import records
-
     asset = cand.asset
     dest = reg.placement_path(asset)
     adopting = origin is not None and cand.member is None and same_file(origin, dest)
@@ -172,14 +168,12 @@ def _commit_and_place(
     detail = f"from {cand.source}; {summary}"
     if event == "replaced":
         detail += f"; previous {previous.sha256} kept in the store"
-    records.record_placed(reg, asset.key, sha, size, str(dest), mode, fp, event, detail)
+    reg.state.record_placed(asset.key, sha, size, str(dest), mode, fp, event, detail)
     return AddResult(asset.key, sha, size, str(dest), mode, new, summary, cand.source)
 
 
 def _keep_displaced(reg, asset: Asset, dest: Path, new_sha: str, progress: Progress) -> None:
     """--replace never destroys: an unregistered file at the pipeline path goes to the store first."""
-    from . import records
-
     if dest.is_symlink() and Path(os.readlink(dest)).is_relative_to(reg.store.root):
         return  # our own placement: its object is already in the store
     if not dest.is_file():
@@ -189,6 +183,6 @@ def _keep_displaced(reg, asset: Asset, dest: Path, new_sha: str, progress: Progr
         staged.discard()
         return
     obj, _ = reg.store.commit(staged)
-    records.record_stored(
-        reg, staged.sha256, staged.size, asset.key, f"file found at {dest} before --replace; kept as {obj}"
+    reg.state.record_stored(
+        staged.sha256, staged.size, asset.key, f"file found at {dest} before --replace; kept as {obj}"
     )

@@ -1,5 +1,7 @@
-"""Registry state as SQLAlchemy 2 typed models. Only facts about this machine live here;
-what *should* exist is the catalog (manifests). The schema is made by Alembic only."""
+"""Registry state as SQLAlchemy 2 typed models; what *should* exist is the catalog (manifests).
+
+Rows keyed by `host` are facts of one machine (placements, settings, environment checks); the
+rest is shared by every machine on a team database. The schema is made by Alembic only."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ from datetime import datetime
 
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from .store import Fingerprint
 
 
 class Base(DeclarativeBase):
@@ -30,6 +34,7 @@ class AssetRecord(Base):
     """
 
     __tablename__ = "asset_records"
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     sha256: Mapped[str] = mapped_column(ForeignKey("store_objects.sha256"))
     placed_path: Mapped[str] = mapped_column(Text)
@@ -38,7 +43,12 @@ class AssetRecord(Base):
     fp_size: Mapped[int] = mapped_column(BigInteger)
     fp_mtime_ns: Mapped[int] = mapped_column(BigInteger)
     fp_inode: Mapped[int] = mapped_column(BigInteger)
+    fp_ctime_ns: Mapped[int | None] = mapped_column(BigInteger)
     verified_at: Mapped[datetime]
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        return Fingerprint(self.fp_size, self.fp_mtime_ns, self.fp_inode, self.fp_ctime_ns)
 
 
 class LicenceRecord(Base):
@@ -63,14 +73,28 @@ class Event(Base):
     sha256: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime]
+    host: Mapped[str | None] = mapped_column(String(255))  # the machine it happened on
 
 
 class Setting(Base):
     """Per-machine configuration, e.g. `pipelines.cap4d.root`."""
 
     __tablename__ = "settings"
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class EnvironmentCheckRow(Base):
+    """The last environment check of a pipeline on one machine (`reg env`, the render gate).
+    `interpreter` fingerprints the venv when checked, so a later change makes it stale."""
+
+    __tablename__ = "environment_checks"
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    pipeline: Mapped[str] = mapped_column(String(200), primary_key=True)
+    checked_at: Mapped[datetime]
+    problems: Mapped[str] = mapped_column(Text)  # JSON list of strings
+    interpreter: Mapped[str] = mapped_column(Text, default="")
 
 
 class SourceGate(Base):

@@ -68,10 +68,15 @@ class Registry:
         return ObjectStore(self.root / "objects")
 
     @cached_property
-    def settings(self) -> dict[str, str]:
-        from . import records
+    def state(self):
+        """The registry's rows, seen from this machine (`reg.registry.state.State`)."""
+        from .state import State
 
-        return records.all_settings(self)
+        return State(self.engine)
+
+    @cached_property
+    def settings(self) -> dict[str, str]:
+        return self.state.settings()
 
     def pipeline_root(self, key: str) -> Path:
         return Path(self._roots[key])

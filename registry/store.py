@@ -89,17 +89,28 @@ class Staged:
 
 
 class Fingerprint(NamedTuple):
-    """A file's stat identity; equal fingerprints mean unchanged without reading the bytes.
-    A tuple, because status builds 10,000 of them."""
+    """A file's stat identity; matching fingerprints mean unchanged without reading the bytes.
+
+    ctime is part of it because mtime can be set back (`touch -d`, `cp -p`, rsync) and ctime
+    cannot. A tuple, because status builds 10,000 of them."""
 
     size: int
     mtime_ns: int
     inode: int
+    ctime_ns: int | None = None  # None: recorded before reg kept ctime (migration 0004)
 
     @classmethod
-    def of(cls, path: Path) -> Fingerprint:
-        st = os.stat(path)
-        return cls(st.st_size, st.st_mtime_ns, st.st_ino)
+    def of(cls, path: Path | str) -> Fingerprint:
+        return cls.from_stat(os.stat(path))
+
+    @classmethod
+    def from_stat(cls, st: os.stat_result) -> Fingerprint:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+    def matches(self, recorded: Fingerprint) -> bool:
+        if recorded.ctime_ns is None:
+            return self[:3] == recorded[:3]
+        return self == recorded
 
 
 class ObjectStore:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import records
 from .ingest import Progress, null_progress
 from .store import Fingerprint, hash_file
 
@@ -28,7 +27,7 @@ def verify(
 ) -> list[VerifyResult]:
     for k in keys or []:
         reg.catalog.asset(k)
-    recs = records.asset_records(reg)
+    recs = reg.state.asset_records()
     results = []
     for key, rec in sorted(recs.items()):
         if keys and key not in keys:
@@ -43,20 +42,20 @@ def _verify_one(reg, rec, full: bool, progress: Progress) -> VerifyResult:
         fp = Fingerprint.of(path)
     except OSError:
         if rec.state != "missing":
-            records.record_check(reg, rec.key, "missing", None, "missing", f"{path} is gone")
+            reg.state.record_check(rec.key, "missing", None, "missing", f"{path} is gone")
         return VerifyResult(rec.key, "missing", False, str(path), f"{path} is gone")
-    unchanged = fp == Fingerprint(rec.fp_size, rec.fp_mtime_ns, rec.fp_inode)
+    unchanged = fp.matches(rec.fingerprint)
     if unchanged and not full:
         return VerifyResult(rec.key, rec.state, False, str(path))
     with progress(fp.size, rec.key) as bar:
         sha, _ = hash_file(path, bar.update)
     if sha == rec.sha256:
         event = "verified" if rec.state != "verified" or full else None
-        records.record_check(
-            reg, rec.key, "verified", fp, event, "full rehash" if full else "rehashed after a stat change"
+        reg.state.record_check(
+            rec.key, "verified", fp, event, "full rehash" if full else "rehashed after a stat change"
         )
         return VerifyResult(rec.key, "verified", True, str(path))
     detail = f"{path} now has sha256 {sha}, verified was {rec.sha256}"
     if rec.state != "changed":
-        records.record_check(reg, rec.key, "changed", None, "changed", detail)
+        reg.state.record_check(rec.key, "changed", None, "changed", detail)
     return VerifyResult(rec.key, "changed", True, str(path), detail)

@@ -17,8 +17,9 @@ from types import SimpleNamespace
 
 from reg.registry.errors import BlockedError, RegError
 from reg.registry.ingest import AddResult, Candidate, Progress, null_progress, store_and_place
+from reg.registry.status import python_of
 
-from .plan import fill_template, python_of
+from .plan import fill_template
 
 TIMEOUT_S = 6 * 3600
 
@@ -51,7 +52,7 @@ def derive(
             copies[k] = work / Path(catalog.assets[k].path).name
             shutil.copyfile(reg.store.object_path(states[k]["sha256"]), copies[k])
         values = {
-            "python": python_of(reg, pipeline),
+            "python": python_of(pipeline),
             "root": str(reg.pipeline_root(pipeline.key)),
             "work": str(work),
             "input": SimpleNamespace(**copies),

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reg.registry.catalog import Pipeline
+from reg.registry.status import interpreter_fingerprint, python_of
 
 from . import execute
-from .plan import Plan, python_of
+from .plan import Plan
 
 
 @dataclass
@@ -22,21 +23,20 @@ class GateVerdict:
 
 def check(reg, plan: Plan) -> GateVerdict:
     """Stat every input right now (a file changed since verification is rehashed), then judge."""
-    from reg.registry.status import build_status
+    from reg.registry.status import blockers_of
     from reg.registry.verify import verify
 
     verify(reg, plan.inputs)
-    report = build_status(reg)
-    states = report["assets"]
-    blockers = [
-        {"asset": k, "state": states[k]["state"], "action": _action_id(report, k)}
-        for k in plan.inputs
-        if states[k]["state"] != "verified"
-    ]
-    actions = _actions_for(reg, report, blockers)
+    states, blockers, actions = blockers_of(reg, plan.inputs)
     inputs = {k: states[k]["sha256"] if states[k]["state"] == "verified" else None for k in plan.inputs}
     problems, facts = environment(reg, plan.pipeline)
-    return GateVerdict(not blockers and not problems, inputs, blockers, actions, problems, facts)
+    if problems:
+        from reg.registry.actions import environment_action
+        from reg.registry.state import EnvironmentCheck, now
+
+        blockers.append({"asset": None, "state": "environment", "action": f"environment:{plan.pipeline.key}"})
+        actions.append(environment_action(plan.pipeline, EnvironmentCheck(now(), problems, "")))
+    return GateVerdict(not blockers, inputs, blockers, actions, problems, facts)
 
 
 def environment(reg, p: Pipeline) -> tuple[list[str], dict]:
@@ -45,13 +45,14 @@ def environment(reg, p: Pipeline) -> tuple[list[str], dict]:
     The checkout and the venv's interpreter must exist; every package the pipeline declares must
     be installed in that venv at a version its specifier accepts; every binary it declares must be
     on the venv's PATH. Facts (Python, all package versions, GPUs) are what a run records. The
-    verdict is also kept in the registry root, so that `reg status` can show it without spawning.
+    verdict is kept in the database with the interpreter's fingerprint, so that `reg status` can
+    show it without spawning, and knows when a later `pip install` made it stale.
     """
     import os
     import shutil
 
     root = reg.pipeline_root(p.key)
-    python = python_of(reg, p)
+    python = python_of(p)
     problems, facts = [], {}
     if not root.is_dir():
         problems.append(
@@ -81,9 +82,7 @@ def environment(reg, p: Pipeline) -> tuple[list[str], dict]:
                 problems.append(
                     f"{binary} is not on PATH (needed by {p.name}): install it, e.g. `apt install {binary}`"
                 )
-    from reg.registry.status import save_environment_check
-
-    save_environment_check(reg, p.key, problems)
+    reg.state.save_environment_check(p.key, problems, interpreter_fingerprint(python))
     return problems, facts
 
 
@@ -102,21 +101,3 @@ def _satisfies(version: str, spec: str) -> bool:
         return SpecifierSet(spec).contains(Version(version), prereleases=True)
     except InvalidVersion:
         return False
-
-
-def _actions_for(reg, report: dict, blockers: list[dict]) -> list[dict]:
-    """The status actions for these blockers, narrowed to this render's files (same wording)."""
-    from reg.registry.status import add_command
-
-    mine = {b["asset"] for b in blockers}
-    out = []
-    for a in report["owner_actions"] + report["machine_actions"]:
-        assets = [k for k in a["assets"] if k in mine]
-        if assets:
-            commands = [c for c in dict.fromkeys(add_command(reg.catalog.assets[k], a["id"]) for k in assets) if c]
-            out.append({**a, "assets": assets, "commands": commands or a["commands"], "unblocks": [], "pipelines": []})
-    return out
-
-
-def _action_id(report: dict, key: str) -> str:
-    return next(a["id"] for a in report["owner_actions"] + report["machine_actions"] if key in a["assets"])

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 from reg.registry.catalog import EpisodeVersion, Pipeline
 from reg.registry.errors import RegError
+from reg.registry.status import python_of
 
 
 @dataclass
@@ -57,15 +58,6 @@ def find_version(reg, episode: str, version: str) -> EpisodeVersion:
     return ep.versions[version]
 
 
-def python_of(reg, pipeline: Pipeline) -> str:
-    """The interpreter of the pipeline's virtualenv (it need not exist for a dry run)."""
-    if not pipeline.venv:
-        import sys
-
-        return sys.executable
-    return os.path.join(os.path.expanduser(pipeline.venv), "bin", "python")
-
-
 def resolve(reg, episode: str, version: str, run_dir: Path) -> Plan:
     v = find_version(reg, episode, version)
     catalog = reg.catalog
@@ -76,7 +68,7 @@ def resolve(reg, episode: str, version: str, run_dir: Path) -> Plan:
             f"{pipeline.key}.steps]] tables with name and argv."
         )
     root = str(reg.pipeline_root(pipeline.key))
-    python = python_of(reg, pipeline)
+    python = python_of(pipeline)
     ep = catalog.episodes[v.episode]
     values = {
         "python": python,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reg.registry import records
+from reg.runner.records import RunRecords
 
 from . import execute, gate
 from .plan import Plan, find_version, resolve
@@ -88,13 +88,12 @@ def render(
         result.state = "blocked"
         return result
     fingerprint = plan.fingerprint(verdict.inputs)
-    done = [r for r in records.runs(reg, result.episode, version) if r.state == "succeeded"]
+    done = [r for r in RunRecords(reg.engine).runs(result.episode, version) if r.state == "succeeded"]
     if done and done[-1].fingerprint == fingerprint and not force:
         result.state, result.previous_run = "up-to-date", done[-1].id
         return result
     plan.out_dir.mkdir(parents=True, exist_ok=True)
-    run_id = records.start_run(
-        reg,
+    run_id = RunRecords(reg.engine).start_run(
         {
             "episode": result.episode,
             "version": version,
@@ -124,8 +123,8 @@ def render(
         error = f"reg stopped: {type(exc).__name__}: {exc}"
         raise
     finally:
-        records.finish_run(
-            reg, run_id, state, exit_code, error, outputs=json.dumps(outputs), environment=json.dumps(environment)
+        RunRecords(reg.engine).finish_run(
+            run_id, state, exit_code, error, outputs=json.dumps(outputs), environment=json.dumps(environment)
         )
         on_event({"event": "end", "run": run_id, "state": state, "exit_code": exit_code})
     result.state, result.error, result.outputs = state, error, outputs
@@ -138,7 +137,7 @@ def store_outputs(reg, out_dir: Path) -> dict[str, str]:
     for path in sorted(p for p in out_dir.rglob("*") if p.is_file() and not p.is_symlink()):
         staged = reg.store.stage_file(path)
         reg.store.commit(staged)
-        records.record_object(reg, staged.sha256, staged.size)
+        reg.state.record_object(staged.sha256, staged.size)
         outputs[str(path.relative_to(out_dir))] = staged.sha256
     return outputs
 
@@ -159,19 +158,19 @@ def render_all(reg, version: str, **kwargs) -> list[RenderResult]:
 
 
 def effective_state(reg, episode: str, version: str, overrides: dict | None = None) -> str:
-    overrides = records.version_states(reg) if overrides is None else overrides
+    overrides = RunRecords(reg.engine).version_states() if overrides is None else overrides
     return overrides.get((str(episode), version), reg.catalog.episodes[str(episode)].versions[version].state)
 
 
 def promote(reg, episode: str, version: str) -> dict[tuple[str, str], str]:
     """Make a version production; the version(s) in production so far become previous."""
     find_version(reg, episode, version)
-    overrides = records.version_states(reg)
+    overrides = RunRecords(reg.engine).version_states()
     changes = {
         (str(episode), v): "previous"
         for v in reg.catalog.episodes[str(episode)].versions
         if v != version and effective_state(reg, episode, v, overrides) == "production"
     }
     changes[(str(episode), version)] = "production"
-    records.set_version_states(reg, changes)
+    RunRecords(reg.engine).set_version_states(changes)
     return changes

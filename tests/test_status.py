@@ -54,9 +54,21 @@ def test_licence_request_shows_days_waiting(reg):
     code, doc = reg.json("status")
     flame = next(a for a in doc["owner_actions"] if a["id"] == "licence:flame")
     assert flame["title"].startswith("Wait for FLAME") and flame["licence"]["days_waiting"] == 3
-    assert "requested 3 day(s) ago" in reg("status").stdout
+    assert "requested 3 days ago" in reg("status").stdout
     history = reg("show", "flame").stdout
     assert "licence requested" in history and "form sent" in history
+
+
+def test_licence_changes_twice_in_a_row_as_status_suggests(reg):
+    """The second change used to crash reading a row after its session closed."""
+    assert reg("license", "flame", "requested", "--note", "form sent").exit_code == 0
+    second = reg("license", "flame", "approved")
+    assert second.exit_code == 0 and "approved" in second.stdout and "form sent" in second.stdout
+    code, doc = reg.json("license", "flame", "requested")
+    assert code == 0 and doc["state"] == "requested" and doc["note"] == "form sent"
+    _, doc = reg.json("status")
+    flame = next(a for a in doc["owner_actions"] if a["id"] == "licence:flame")
+    assert flame["licence"]["state"] == "requested" and "requested today" in reg("status").stdout
 
 
 def test_file_copied_by_hand_is_present_but_unverified(reg, flame_dest):

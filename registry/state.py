@@ -1,0 +1,331 @@
+"""Registry state: one typed interface over the database, in the manner of dvc-data's `State`.
+
+Every read and write of the registry's own tables goes through `State` (reached as `reg.state`);
+the CLI never opens a session, and the runner's tables (runs, locks, production history) are kept
+by `reg.runner.records`. Reads on `reg status`'s hot path (settings, placements, licences) are
+plain Core queries, so status never imports the ORM models; writes use the typed models.
+
+Machine facts vs shared facts: with a team database (PostgreSQL) several machines share one
+registry. Placements (a path and an inode fingerprint), settings (a checkout root) and
+environment checks are true of one machine only, so they are keyed by `host_id()`. Pinned hashes,
+store objects, licences, source gates, runs and production history are shared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Literal
+
+from sqlalchemy import Engine, text
+
+from .store import Fingerprint
+
+LicenceState = Literal["not-requested", "requested", "approved", "rejected"]
+LICENCE_STATES: tuple[LicenceState, ...] = ("not-requested", "requested", "approved", "rejected")
+# What the database says of a placement; status adds "unverified" (a file at the path reg never checked).
+PlacementState = Literal["verified", "changed", "missing"]
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)  # stored as naive UTC everywhere
+
+
+@cache
+def host_id() -> str:
+    """A stable id of this machine: $REG_HOST_ID, else systemd's machine-id, else the host name.
+
+    The machine-id survives renames and DHCP; the environment variable lets one machine act as
+    several hosts (tests, containers sharing a machine-id)."""
+    if os.environ.get("REG_HOST_ID"):
+        return os.environ["REG_HOST_ID"]
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            with open(path) as f:
+                if value := f.read().strip():
+                    return value
+        except OSError:
+            pass
+    return socket.gethostname()
+
+
+@dataclass(frozen=True)
+class LicenceView:
+    key: str
+    state: LicenceState
+    note: str
+    requested_at: datetime | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class EnvironmentCheck:
+    checked_at: datetime
+    problems: list[str]
+    interpreter: str  # the venv's interpreter fingerprint when checked: a later change voids the check
+
+
+def _as_datetime(value) -> datetime | None:
+    """Textual SQL returns SQLite's stored text; PostgreSQL returns datetimes already."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+class State:
+    """The registry's rows on one database, seen from one machine (`host`)."""
+
+    def __init__(self, engine: Engine, host: str | None = None) -> None:
+        self.engine = engine
+        self.host = host or host_id()
+
+    def _session(self):
+        from sqlalchemy.orm import Session
+
+        return Session(self.engine)
+
+    # --- settings (per machine) ------------------------------------------------------------
+
+    def settings(self) -> dict[str, str]:
+        with self.engine.connect() as c:
+            rows = c.execute(text("SELECT key, value FROM settings WHERE host = :h"), {"h": self.host}).all()
+        return dict(rows)
+
+    def set_setting(self, key: str, value: str) -> None:
+        from .models import Setting
+
+        with self._session() as s, s.begin():
+            s.merge(Setting(host=self.host, key=key, value=value))
+
+    def unset_setting(self, key: str) -> bool:
+        from .models import Setting
+
+        with self._session() as s, s.begin():
+            row = s.get(Setting, (self.host, key))
+            if row is not None:
+                s.delete(row)
+            return row is not None
+
+    # --- placements (per machine) and store objects (shared) ---------------------------------
+
+    def asset_records(self) -> dict:
+        """key -> AssetRecord (detached, read-only) for every asset placed on this machine."""
+        from sqlalchemy import select
+
+        from .models import AssetRecord
+
+        with self._session() as s:
+            rows = s.scalars(select(AssetRecord).where(AssetRecord.host == self.host)).all()
+            s.expunge_all()
+        return {r.key: r for r in rows}
+
+    def placements(self) -> dict[str, tuple[str, str, Fingerprint]]:
+        """key -> (sha256, state, Fingerprint): plain rows for status's hot path."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                text(
+                    "SELECT key, sha256, state, fp_size, fp_mtime_ns, fp_inode, fp_ctime_ns "
+                    "FROM asset_records WHERE host = :h"
+                ),
+                {"h": self.host},
+            ).all()
+        return {r[0]: (r[1], r[2], Fingerprint(r[3], r[4], r[5], r[6])) for r in rows}
+
+    def pinned_hashes(self) -> dict[str, str]:
+        """sha256 -> asset key for every hash any machine of this registry accepted (shared facts)."""
+        with self.engine.connect() as c:
+            return {sha: key for key, sha in c.execute(text("SELECT key, sha256 FROM asset_records"))}
+
+    def record_placed(
+        self,
+        key: str,
+        sha256: str,
+        size: int,
+        placed_path: str,
+        link_mode: str,
+        fp: Fingerprint,
+        event: str,
+        detail: str = "",
+    ) -> None:
+        """One transaction: the store object, the asset's verified placement, and its history line."""
+        from .models import AssetRecord, Event, SourceGate
+
+        t = now()
+        with self._session() as s, s.begin():
+            self._insert_object(s, sha256, size, t)
+            s.merge(
+                AssetRecord(
+                    host=self.host,
+                    key=key,
+                    sha256=sha256,
+                    placed_path=placed_path,
+                    link_mode=link_mode,
+                    state="verified",
+                    fp_size=fp.size,
+                    fp_mtime_ns=fp.mtime_ns,
+                    fp_inode=fp.inode,
+                    fp_ctime_ns=fp.ctime_ns,
+                    verified_at=t,
+                )
+            )
+            s.add(Event(subject=key, event=event, sha256=sha256, detail=detail, at=t, host=self.host))
+            if (gate := s.get(SourceGate, key)) is not None:
+                s.delete(gate)  # the file is here now, however it came
+
+    def record_stored(self, sha256: str, size: int, subject: str, detail: str) -> None:
+        """A store object kept for safety (a displaced file), with a history line."""
+        from .models import Event
+
+        t = now()
+        with self._session() as s, s.begin():
+            self._insert_object(s, sha256, size, t)
+            s.add(Event(subject=subject, event="displaced", sha256=sha256, detail=detail, at=t, host=self.host))
+
+    def record_object(self, sha256: str, size: int) -> None:
+        """A store object made by reg itself (a render output)."""
+        with self._session() as s, s.begin():
+            self._insert_object(s, sha256, size, now())
+
+    @staticmethod
+    def _insert_object(session, sha256: str, size: int, at: datetime) -> None:
+        """Insert-or-ignore: concurrent processes storing the same bytes must not collide."""
+        from .models import StoreObject
+
+        table = StoreObject.__table__
+        values = {"sha256": sha256, "size": size, "stored_at": at}
+        if session.bind.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            session.execute(pg_insert(table).values(**values).on_conflict_do_nothing())
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            session.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
+
+    def record_check(
+        self, key: str, state: PlacementState, fp: Fingerprint | None, event: str | None, detail: str = ""
+    ) -> None:
+        """Verification outcome: new state (and fingerprint when the content matched)."""
+        from .models import AssetRecord, Event
+
+        t = now()
+        with self._session() as s, s.begin():
+            rec = s.get(AssetRecord, (self.host, key))
+            if rec is None:
+                return  # forgotten meanwhile (`reg rm`)
+            rec.state = state
+            if fp is not None:
+                rec.fp_size, rec.fp_mtime_ns, rec.fp_inode, rec.fp_ctime_ns = (
+                    fp.size,
+                    fp.mtime_ns,
+                    fp.inode,
+                    fp.ctime_ns,
+                )
+                rec.verified_at = t
+            if event:
+                s.add(Event(subject=key, event=event, sha256=rec.sha256, detail=detail, at=t, host=self.host))
+
+    def forget(self, key: str, detail: str) -> str | None:
+        """Drop this machine's placement record of `key` (`reg rm`); the store object stays until gc."""
+        from .models import AssetRecord, Event
+
+        with self._session() as s, s.begin():
+            rec = s.get(AssetRecord, (self.host, key))
+            if rec is None:
+                return None
+            sha = rec.sha256
+            s.delete(rec)
+            s.add(Event(subject=key, event="removed", sha256=sha, detail=detail, at=now(), host=self.host))
+            return sha
+
+    def object_sizes(self) -> dict[str, int]:
+        with self.engine.connect() as c:
+            return dict(c.execute(text("SELECT sha256, size FROM store_objects")).all())
+
+    def delete_objects(self, shas: list[str]) -> None:
+        """Rows of objects `reg gc` removed from this machine's store and nothing references."""
+        from sqlalchemy import delete
+
+        from .models import StoreObject
+
+        with self._session() as s, s.begin():
+            s.execute(delete(StoreObject).where(StoreObject.sha256.in_(shas)))
+
+    # --- history -------------------------------------------------------------------------
+
+    def events(self, subject: str) -> list:
+        from sqlalchemy import select
+
+        from .models import Event
+
+        with self._session() as s:
+            rows = s.scalars(select(Event).where(Event.subject == subject).order_by(Event.id)).all()
+            s.expunge_all()
+        return list(rows)
+
+    # --- licences and source gates (shared) ----------------------------------------------
+
+    def licences(self) -> dict[str, LicenceView]:
+        with self.engine.connect() as c:
+            rows = c.execute(text("SELECT key, state, note, requested_at, updated_at FROM licence_records")).all()
+        return {
+            r.key: LicenceView(r.key, r.state, r.note, _as_datetime(r.requested_at), _as_datetime(r.updated_at))
+            for r in rows
+        }
+
+    def set_licence(self, key: str, state: LicenceState, note: str | None) -> LicenceView:
+        """Record the owner's standing with a licence; returns a plain snapshot (safe after commit)."""
+        from .models import Event, LicenceRecord
+
+        t = now()
+        with self._session() as s, s.begin():
+            rec = s.get(LicenceRecord, key) or LicenceRecord(key=key, note="", requested_at=None)
+            rec.state, rec.updated_at = state, t
+            if note is not None:
+                rec.note = note
+            if state == "requested":
+                rec.requested_at = t
+            rec = s.merge(rec)
+            view = LicenceView(key, state, rec.note, rec.requested_at, t)
+            s.add(Event(subject=f"licence:{key}", event=f"licence {state}", sha256=None, detail=note or "", at=t))
+        return view
+
+    def source_gates(self) -> dict[str, str]:
+        with self.engine.connect() as c:
+            return dict(c.execute(text("SELECT key, detail FROM source_gates")).all())
+
+    def set_source_gate(self, key: str, detail: str) -> None:
+        from .models import Event, SourceGate
+
+        t = now()
+        with self._session() as s, s.begin():
+            s.merge(SourceGate(key=key, detail=detail, seen_at=t))
+            s.add(Event(subject=key, event="fetch gated", sha256=None, detail=detail, at=t, host=self.host))
+
+    # --- environment checks (per machine) ------------------------------------------------
+
+    def save_environment_check(self, pipeline: str, problems: list[str], interpreter: str) -> None:
+        from .models import EnvironmentCheckRow
+
+        with self._session() as s, s.begin():
+            s.merge(
+                EnvironmentCheckRow(
+                    host=self.host,
+                    pipeline=pipeline,
+                    checked_at=now(),
+                    problems=json.dumps(problems),
+                    interpreter=interpreter,
+                )
+            )
+
+    def environment_checks(self) -> dict[str, EnvironmentCheck]:
+        with self.engine.connect() as c:
+            rows = c.execute(
+                text("SELECT pipeline, checked_at, problems, interpreter FROM environment_checks WHERE host = :h"),
+                {"h": self.host},
+            ).all()
+        return {r[0]: EnvironmentCheck(_as_datetime(r[1]) or now(), json.loads(r[2]), r[3]) for r in rows}
