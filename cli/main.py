@@ -127,7 +127,7 @@ def status(ctx, as_json, strict):
 @click.option(
     "--link",
     type=click.Choice(["symlink", "hardlink", "copy"]),
-    default="symlink",
+    default="copy",
     show_default=True,
     help="How to put the stored object at the pipeline path.",
 )
@@ -150,7 +150,7 @@ def add(ctx, file, as_key, sha256, replace, link, as_json):
 @click.option("--version", "version", help="With --missing --episode: only this version.")
 @click.option("--pipeline", help="With --missing: only what this pipeline needs.")
 @click.option("--offline", is_flag=True, help="Never touch the network (also: HF_HUB_OFFLINE=1).")
-@click.option("--link", type=click.Choice(["symlink", "hardlink", "copy"]), default="symlink", show_default=True)
+@click.option("--link", type=click.Choice(["symlink", "hardlink", "copy"]), default="copy", show_default=True)
 @json_option
 @click.pass_context
 @handles_errors
@@ -175,7 +175,7 @@ def fetch(ctx, keys, missing, episode, version, pipeline, offline, link, as_json
 @cli.command()
 @click.argument("key")
 @click.option("--replace", is_flag=True, help="Accept a result that differs from the file registered before.")
-@click.option("--link", type=click.Choice(["symlink", "hardlink", "copy"]), default="symlink", show_default=True)
+@click.option("--link", type=click.Choice(["symlink", "hardlink", "copy"]), default="copy", show_default=True)
 @json_option
 @click.pass_context
 @handles_errors

@@ -21,7 +21,7 @@ def add_file(
     as_key: str | None = None,
     sha256: str | None = None,
     replace: bool = False,
-    link: str = "symlink",
+    link: str = "copy",
     progress: Progress = null_progress,
 ) -> list[AddResult]:
     file = Path(file).expanduser()

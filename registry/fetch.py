@@ -165,7 +165,7 @@ def fetch(
     reg,
     keys: list[str],
     offline: bool = False,
-    link: str = "symlink",
+    link: str = "copy",
     progress: Progress = null_progress,
     quiet: bool = False,
 ) -> list[AddResult]:

@@ -18,7 +18,6 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from typing import Literal
 
 from sqlalchemy import Engine, text
@@ -35,7 +34,6 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)  # stored as naive UTC everywhere
 
 
-@cache
 def host_id() -> str:
     """A stable id of this machine: $REG_HOST_ID, else systemd's machine-id, else the host name.
 

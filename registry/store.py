@@ -1,10 +1,18 @@
 """The content-addressed object store and placement of objects at pipeline paths.
 
-One path for every way a file enters the registry (add, adopt, archive member; later fetch and
-derived outputs): `stage` materialises the bytes inside the store's own temp folder and hashes
-them in the same pass, the caller checks and validates the staged file, then `commit` renames
-it to `objects/sha256/ab/cdef...` (atomic, fsynced, read-only). Until commit nothing is in the
-store; `Staged.discard` removes the temp file, so a refused file leaves no trace.
+One path for every way a file enters the registry (add, adopt, archive member, fetch, derived
+outputs): `stage` materialises the bytes inside the store's own temp folder and hashes them in
+the same pass, the caller checks and validates the staged file, then `commit` renames it to
+`objects/sha256/ab/cdef...` (atomic, fsynced, read-only). Until commit nothing is in the store;
+`Staged.discard` removes the temp file, so a refused file leaves no trace.
+
+An object never shares its inode with a file outside reg's control: staging reflinks (a
+copy-on-write clone, private to the store) or copies, and hashes the bytes it stored, never the
+user's file (which may still be changing). A hardlinked stage would make the owner's editor, or a
+file still being written, change a "verified" object behind reg's back (DVC issue 9641).
+Placement copies (reflink where the file system can) by default for the same reason; `symlink`
+and `hardlink` placements save disk and are on request, and a write through them (CAP4D's
+`fix_flame_pickle.py` run as root) is caught by the ctime fingerprint and `reg verify --store`.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from typing import BinaryIO, NamedTuple
 
 from .errors import PlacementConflict, RegError
 
-CHUNK = 8 << 20  # 4 MiB reads keep hashlib (OpenSSL) at memory bandwidth, like `openssl dgst`
+CHUNK = 8 << 20  # 8 MiB reads keep hashlib (OpenSSL) at memory bandwidth, like `openssl dgst`
 FICLONE = 0x40049409  # Linux ioctl: reflink (copy-on-write clone) on btrfs/xfs
 
 Progress = Callable[[int], None]
@@ -82,7 +90,7 @@ class Staged:
     path: Path
     sha256: str
     size: int
-    method: str  # reflink | hardlink | copy
+    method: str  # reflink | copy
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -124,6 +132,15 @@ class ObjectStore:
     def has(self, sha256: str) -> bool:
         return self.object_path(sha256).is_file()
 
+    @staticmethod
+    def _intact(final: Path, staged: Staged) -> bool:
+        """Can the object already at this address be trusted by its name? Not when its inode is
+        shared (a hardlink placement someone may have edited) or its size is wrong: rehash it."""
+        st = final.stat()
+        if st.st_size != staged.size:
+            return False
+        return st.st_nlink == 1 or hash_file(final)[0] == staged.sha256
+
     def _temp_path(self) -> Path:
         import uuid
 
@@ -131,14 +148,13 @@ class ObjectStore:
         return self.tmp / f"stage-{uuid.uuid4().hex}"
 
     def stage_file(self, src: Path, progress: Progress = _no_progress) -> Staged:
-        """Materialise `src` in the store: reflink, else hardlink (same file system), else copy;
-        hashed in one pass over the bytes either way."""
+        """Materialise `src` in the store, private to it: a reflink, else a copy; either way the
+        hash is of the bytes the store holds."""
         tmp = self._temp_path()
         try:
-            method = _clone_or_link(src, tmp)
-            if method:
+            if _reflink(src, tmp):
                 sha, size = hash_file(tmp, progress)
-                return Staged(tmp, sha, size, method)
+                return Staged(tmp, sha, size, "reflink")
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -161,7 +177,7 @@ class ObjectStore:
     def commit(self, staged: Staged) -> tuple[Path, bool]:
         """Move a staged file to its content address, read-only. Returns (path, newly stored)."""
         final = self.object_path(staged.sha256)
-        if final.is_file():
+        if final.is_file() and self._intact(final, staged):
             staged.discard()
             return final, False
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -173,21 +189,17 @@ class ObjectStore:
         return final, True
 
 
-def _clone_or_link(src: Path, dst: Path) -> str | None:
-    """Try a reflink, then a hardlink; None when neither works (other file system)."""
+def _reflink(src: Path, dst: Path) -> bool:
+    """A copy-on-write clone (btrfs, xfs); False where the file system cannot (ext4, across mounts)."""
     try:
         import fcntl
 
         with open(src, "rb") as fin, open(dst, "wb") as fout:
             fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
-        return "reflink"
+        return True
     except (OSError, ImportError):
         dst.unlink(missing_ok=True)
-    try:
-        os.link(src, dst)
-        return "hardlink"
-    except OSError:
-        return None
+        return False
 
 
 def _fsync_path(path: Path) -> None:
@@ -236,7 +248,8 @@ def place(obj: Path, dest: Path, mode: str) -> str:
                     ) from None
                 raise
         elif mode == "copy":
-            shutil.copyfile(obj, tmp)
+            if not _reflink(obj, tmp):
+                shutil.copyfile(obj, tmp)
         else:
             raise ValueError(mode)
         os.replace(tmp, dest)

@@ -25,7 +25,7 @@ TIMEOUT_S = 6 * 3600
 
 
 def derive(
-    reg, key: str, replace: bool = False, link: str = "symlink", progress: Progress = null_progress
+    reg, key: str, replace: bool = False, link: str = "copy", progress: Progress = null_progress
 ) -> list[AddResult]:
     from reg.registry.status import asset_states
     from reg.registry.verify import verify

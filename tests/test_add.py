@@ -33,12 +33,44 @@ def test_add_downloaded_pickle_places_it_where_cap4d_loads_it(reg, tmp_path, fla
     result = reg("add", src)
     assert result.exit_code == 0, result.stderr
     assert "as downloaded (chumpy)" in result.stdout
-    assert flame_dest.is_symlink() and flame_dest.read_bytes() == src.read_bytes()
+    assert flame_dest.is_file() and not flame_dest.is_symlink() and flame_dest.read_bytes() == src.read_bytes()
     obj = reg.objects()[0]
-    assert os.path.realpath(flame_dest) == str(obj)
+    # Placement and object are private copies: neither shares an inode with the other or the download.
+    assert len({os.stat(p).st_ino for p in (src, obj, flame_dest)}) == 3
     assert not obj.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)  # read-only store
     assert "flame2023" not in _v8_blockers(reg)
     assert "flame2020" in _v8_blockers(reg)
+
+
+def test_editing_the_original_or_the_placement_never_changes_the_object(reg, tmp_path, flame_dest):
+    src = write_flame_fixed(tmp_path / "flame2023_no_jaw.pkl")
+    good = src.read_bytes()
+    assert reg("add", src).exit_code == 0
+    obj = reg.objects()[0]
+    with open(src, "r+b") as f:  # the owner's editor, or a download still being written
+        f.write(b"X" * 64)
+    with open(flame_dest, "r+b") as f:  # a fixer writing the placed file in place (as root would)
+        f.write(b"Y" * 64)
+    assert obj.read_bytes() == good
+    result = reg("verify")
+    assert result.exit_code == 1 and "changed" in result.stdout  # the placement, caught by its fingerprint
+
+
+def test_a_corrupted_shared_object_is_rehashed_and_repaired_on_re_add(reg, tmp_path, flame_dest):
+    """A hardlink placement shares the object's inode; an edit there must not be trusted by name."""
+    src = write_flame_fixed(tmp_path / "flame2023_no_jaw.pkl")
+    good = src.read_bytes()
+    assert reg("add", src, "--link", "hardlink").exit_code == 0
+    obj = reg.objects()[0]
+    os.chmod(flame_dest, 0o644)
+    with open(flame_dest, "r+b") as f:
+        f.seek(200)
+        f.write(b"Z" * 16)
+    assert obj.read_bytes() != good  # the shared inode changed (what --link hardlink risks)
+    assert reg("add", src, "--replace").exit_code == 0
+    assert obj.read_bytes() == good and flame_dest.read_bytes() == good
+    code, results = reg.json("verify", "--full")
+    assert code == 0 and results[0]["state"] == "verified"
 
 
 def test_add_zip_as_downloaded_from_mpi(reg, tmp_path, flame_dest):
@@ -60,6 +92,12 @@ def test_add_numpy_only_fixed_pickle_and_hardlink_mode(reg, tmp_path, flame_dest
     assert result.exit_code == 0, result.stderr
     assert "numpy-only (fixed)" in result.stdout
     assert not flame_dest.is_symlink() and os.path.samefile(flame_dest, reg.objects()[0])
+
+
+def test_symlink_mode_points_into_the_store(reg, tmp_path, flame_dest):
+    src = write_flame_fixed(tmp_path / "flame2023_no_jaw.pkl")
+    assert reg("add", src, "--link", "symlink").exit_code == 0
+    assert flame_dest.is_symlink() and os.path.realpath(flame_dest) == str(reg.objects()[0])
 
 
 def test_file_copied_in_place_is_adopted(reg, flame_dest):

@@ -98,6 +98,42 @@ def test_status_add_verify_and_licence_on_postgres(pg_reg, tmp_path, flame_dest)
     assert "added" in reg("show", "flame2023").stdout
 
 
+def test_two_hosts_on_one_database_keep_their_own_placements_and_settings(pg_reg, tmp_path, monkeypatch):
+    """Machine facts (paths, fingerprints, checkout roots) are per host; licences and pins are shared."""
+    from conftest import Reg
+
+    a = pg_reg
+    b = Reg(tmp_path / "registry-b", tmp_path / "code-b")
+    src = write_flame_fixed(tmp_path / "flame2023_no_jaw.pkl")
+
+    def on(host: str, reg: Reg, *args):
+        monkeypatch.setenv("REG_HOST_ID", host)
+        return reg(*args)
+
+    for host, reg in (("host-a", a), ("host-b", b)):
+        reg.pipeline_root("cap4d").mkdir(parents=True, exist_ok=True)
+        assert on(host, reg, "config", "pipelines.cap4d.root", reg.pipeline_root("cap4d")).exit_code == 0
+    assert on("host-a", a, "add", src).exit_code == 0
+    assert on("host-a", a, "license", "flame", "approved").exit_code == 0
+
+    monkeypatch.setenv("REG_HOST_ID", "host-b")
+    _, doc_b = b.json("status")
+    assert doc_b["assets"]["flame2023"]["state"] == "missing"  # A's file is not on B
+    assert doc_b["assets"]["flame2023"]["path"].startswith(str(b.pipeline_root("cap4d")))
+    assert b.json("config", "pipelines.cap4d.root")[1]["value"] == str(b.pipeline_root("cap4d"))
+    flame = next(x for x in doc_b["owner_actions"] if x["id"] == "licence:flame")
+    assert flame["licence"]["state"] == "approved"  # licences are shared
+    assert b("add", src).exit_code == 0
+
+    monkeypatch.setenv("REG_HOST_ID", "host-a")
+    _, doc_a = a.json("status")
+    assert doc_a["assets"]["flame2023"]["state"] == "verified"
+    assert doc_a["assets"]["flame2023"]["path"].startswith(str(a.pipeline_root("cap4d")))
+    assert a.json("config", "pipelines.cap4d.root")[1]["value"] == str(a.pipeline_root("cap4d"))
+    code, results = a.json("verify", "--full")
+    assert code == 0 and [r["path"] for r in results] == [doc_a["assets"]["flame2023"]["path"]]
+
+
 def test_migrations_round_trip_on_postgres(pg_reg):
     from alembic import command
     from alembic.autogenerate import compare_metadata
