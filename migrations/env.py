@@ -20,6 +20,8 @@ def run() -> None:
             context.run_migrations()
         return
     url = os.environ.get("REG_DATABASE_URL") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("Set REG_DATABASE_URL (or sqlalchemy.url) to the database to migrate.")
     with create_engine(url).connect() as conn:
         context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():

@@ -38,7 +38,7 @@ def add_file(
         cleanup.callback(sys.setswitchinterval, sys.getswitchinterval())
         sys.setswitchinterval(0.0002)
         whole = pool.submit(stage, reg, file, None, progress)
-        cleanup.callback(lambda: whole.exception() or whole.result().discard())
+        cleanup.callback(lambda: None if whole.exception() else whole.result().discard())
         catalog = reg.catalog
         if as_key:
             catalog.asset(as_key)  # unknown key -> clear error

@@ -191,9 +191,12 @@ class State:
     @staticmethod
     def _insert_object(session, sha256: str, size: int, at: datetime) -> None:
         """Insert-or-ignore: concurrent processes storing the same bytes must not collide."""
+        from sqlalchemy import Table
+
         from .models import StoreObject
 
         table = StoreObject.__table__
+        assert isinstance(table, Table)
         values = {"sha256": sha256, "size": size, "stored_at": at}
         if session.bind.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert

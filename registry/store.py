@@ -26,14 +26,14 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import IO, NamedTuple
 
 from .errors import PlacementConflict, RegError
 
 CHUNK = 8 << 20  # 8 MiB reads keep hashlib (OpenSSL) at memory bandwidth, like `openssl dgst`
 FICLONE = 0x40049409  # Linux ioctl: reflink (copy-on-write clone) on btrfs/xfs
 
-Progress = Callable[[int], None]
+Progress = Callable[[int], object]
 
 
 def _no_progress(_n: int) -> None:
@@ -41,7 +41,7 @@ def _no_progress(_n: int) -> None:
 
 
 def hash_stream(
-    src: BinaryIO, dst: BinaryIO | None = None, progress: Progress = _no_progress, digest=None
+    src: IO[bytes], dst: IO[bytes] | None = None, progress: Progress = _no_progress, digest=None
 ) -> tuple[str, int]:
     """sha256 and size of a stream, optionally copying it to `dst` in the same pass.
     Pass `digest` to continue a running hash (a resumed download)."""
@@ -49,7 +49,7 @@ def hash_stream(
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     size = 0
-    while n := src.readinto(buf):
+    while n := src.readinto(buf):  # type: ignore[attr-defined]  # every stream reg reads has it
         chunk = view[:n]
         digest.update(chunk)
         if dst is not None:
@@ -161,7 +161,7 @@ class ObjectStore:
         with open(src, "rb", buffering=0) as fin:
             return self.stage_stream(fin, progress)
 
-    def stage_stream(self, src: BinaryIO, progress: Progress = _no_progress) -> Staged:
+    def stage_stream(self, src: IO[bytes], progress: Progress = _no_progress) -> Staged:
         """Copy-and-hash a stream (an archive member, a download) into the store's temp folder."""
         tmp = self._temp_path()
         try:

@@ -59,7 +59,7 @@ def derive(
         }
         argv = [fill_template(a, values, pipeline, f"derive {key}") for a in src.command]
         output = Path(fill_template(src.output, values, pipeline, f"derive {key}"))
-        _run(argv, values["root"], pipeline, key)
+        _run(argv, str(values["root"]), pipeline, key)
         if not output.is_file():
             raise RegError(
                 f"`{shlex.join(argv)}` exited 0 but left no {output}; fix `output` of '{key}' in "

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .plan import Plan
+from .records import RunState
 
 FRAME_RE = re.compile(rb"(?:frame|step|it)\D{0,3}(\d+)\s*/\s*(\d+)", re.IGNORECASE)
 KILL_GRACE_S = 5.0
@@ -22,7 +23,7 @@ KILL_GRACE_S = 5.0
 
 @dataclass
 class Outcome:
-    state: str  # succeeded | failed | timed-out | cancelled
+    state: RunState  # succeeded | failed | timed-out | cancelled
     exit_code: int | None = None
     error: str = ""
 
@@ -48,6 +49,45 @@ class Cancellation:
         return False
 
 
+RUN_TAG = "REG_RUN_ID"  # in every step's environment, so a crashed run's leftovers can be found
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when reg dies (kill -9 included). Linux only."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def reap_leftovers(run_id: int, timeout: float = 10.0) -> None:
+    """Kill every process of this user still carrying the run's tag (grandchildren that outlived
+    a killed reg), then wait until they are gone, so a new run never overlaps a lost one."""
+    tag = f"{RUN_TAG}={run_id}".encode()
+    end = time.monotonic() + timeout
+    while True:
+        pids = []
+        for entry in os.scandir("/proc") if os.path.isdir("/proc") else []:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/environ", "rb") as f:
+                    if tag in f.read().split(b"\0"):
+                        pids.append(int(entry.name))
+            except OSError:
+                continue
+        if not pids or time.monotonic() > end:
+            return
+        for pid in pids:
+            try:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.1)
+
+
 def run_steps(
     plan: Plan,
     log_path: Path,
@@ -55,9 +95,11 @@ def run_steps(
     cancel: Cancellation,
     on_event: Callable[[dict], None],
     on_line: Callable[[bytes], None],
+    run_id: int = 0,
 ) -> Outcome:
     """Run each step in order; stop at the first that fails. The child runs in its own session so
-    that stopping it stops everything it started (the whole process group)."""
+    that stopping it stops everything it started (the whole process group), dies with reg (parent
+    death signal), and carries the run's tag in its environment for `reap_leftovers`."""
     tail: deque[bytes] = deque(maxlen=20)
     with open(log_path, "ab") as log:
         for index, step in enumerate(plan.steps):
@@ -68,10 +110,11 @@ def run_steps(
                 proc = subprocess.Popen(
                     step.argv,
                     cwd=step.cwd,
-                    env={**os.environ, **step.env},
+                    env={**os.environ, **step.env, RUN_TAG: str(run_id)},
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    preexec_fn=_die_with_parent,
                 )
             except OSError as exc:
                 return Outcome("failed", None, f"step '{step.name}' could not start: {exc} (cwd {step.cwd})")
@@ -81,7 +124,11 @@ def run_steps(
             reader.join()
             if stopped:
                 what = "timed out" if stopped == "timed-out" else "was cancelled"
-                return Outcome(stopped, proc.returncode, f"step '{step.name}' {what}")
+                return Outcome(
+                    "timed-out" if stopped == "timed-out" else "cancelled",
+                    proc.returncode,
+                    f"step '{step.name}' {what}",
+                )
             if proc.returncode != 0:
                 last = b"".join(tail).decode(errors="replace")
                 return Outcome(
@@ -154,13 +201,13 @@ def environment_facts(python: str) -> dict:
         facts["python_error"] = str(exc)
     if shutil.which("nvidia-smi"):
         try:
-            out = subprocess.run(
+            smi = subprocess.run(
                 ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
                 capture_output=True,
                 text=True,
                 timeout=20,
             )
-            facts["gpus"] = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+            facts["gpus"] = [line.strip() for line in smi.stdout.splitlines() if line.strip()]
         except (OSError, subprocess.SubprocessError):
             pass
     return facts

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reg.runner.records import RunRecords
+from reg.runner.records import RunRecords, RunState
 
 from . import execute, gate
 from .plan import Plan, find_version, resolve
@@ -48,7 +48,10 @@ def boot_id() -> str:
 
 
 def holder_alive(run) -> bool:
-    """Is the process that recorded this run still running it? Unknown hosts count as alive."""
+    """Is the process that recorded this run still running it? Unknown hosts count as alive.
+
+    A dead holder's leftover step processes are killed (and waited for) before this says no, so
+    the run that takes over never overlaps them."""
     if run is None:
         return False
     if run.host != socket.gethostname():
@@ -57,11 +60,13 @@ def holder_alive(run) -> bool:
         return False  # this machine rebooted since
     try:
         os.kill(run.pid, 0)
+        return True
     except ProcessLookupError:
-        return False
+        pass
     except PermissionError:
         return True
-    return True
+    execute.reap_leftovers(run.id)
+    return False
 
 
 def render(
@@ -87,7 +92,7 @@ def render(
     if not verdict.ok:
         result.state = "blocked"
         return result
-    fingerprint = plan.fingerprint(verdict.inputs)
+    fingerprint = plan.fingerprint({k: v or "" for k, v in verdict.inputs.items()})
     done = [r for r in RunRecords(reg.engine).runs(result.episode, version) if r.state == "succeeded"]
     if done and done[-1].fingerprint == fingerprint and not force:
         result.state, result.previous_run = "up-to-date", done[-1].id
@@ -111,14 +116,18 @@ def render(
     )
     result.run_id = run_id
     on_event({"event": "start", "run": run_id, "run_dir": str(run_dir)})
-    state, exit_code, error, outputs, environment = "failed", None, "", {}, verdict.environment
+    state: RunState = "failed"
+    exit_code, error, outputs, environment = None, "", {}, verdict.environment
     try:
         deadline = time.monotonic() + timeout if timeout else None
         with execute.Cancellation() as cancel:
-            outcome = execute.run_steps(plan, run_dir / "log.txt", deadline, cancel, on_event, on_line)
-        state, exit_code, error = outcome.state, outcome.exit_code, outcome.error
-        if state == "succeeded":
+            outcome = execute.run_steps(plan, run_dir / "log.txt", deadline, cancel, on_event, on_line, run_id)
+        exit_code, error = outcome.exit_code, outcome.error
+        if outcome.state == "succeeded":
+            # Succeeded only once its outputs are stored: a run recorded without them must not
+            # make the next render "up to date".
             outputs = store_outputs(reg, plan.out_dir)
+        state = outcome.state
     except BaseException as exc:  # never leave a run "running": record why it ended
         error = f"reg stopped: {type(exc).__name__}: {exc}"
         raise
