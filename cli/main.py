@@ -416,9 +416,8 @@ def config(ctx, key, value, list_all, unset, as_json):
             "mirrors.<host> (a base URL that serves that host's files).",
             key=key,
         )
-    if is_path and len(parts) == 3:
-        if parts[1] not in reg.catalog.pipelines:
-            raise RegError(f"No pipeline '{parts[1]}' in the catalog (known: {', '.join(reg.catalog.pipelines)}).")
+    if is_path and len(parts) == 3 and parts[1] not in reg.catalog.pipelines:
+        raise RegError(f"No pipeline '{parts[1]}' in the catalog (known: {', '.join(reg.catalog.pipelines)}).")
     if unset:
         reg.state.unset_setting(key)
     elif value is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -81,10 +82,8 @@ def reap_leftovers(run_id: int, timeout: float = 10.0) -> None:
         if not pids or time.monotonic() > end:
             return
         for pid in pids:
-            try:
+            with contextlib.suppress(OSError):  # gone meanwhile
                 os.killpg(os.getpgid(pid), signal.SIGKILL)
-            except OSError:
-                pass
         time.sleep(0.1)
 
 
