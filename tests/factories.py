@@ -226,3 +226,101 @@ outputs = ["{{out}}/result.txt"]
 [episodes.{episode}]
 {lines}
 """)
+
+
+# --- Hostile files (tests/test_hostile_files.py): each must be refused quickly and in bounded memory. ---
+
+
+def write_nested_tuple_key_pickle(path: Path, depth: int = 2_000_000) -> Path:
+    """A dict whose key is a tuple nested `depth` deep: hashing it overflowed the C stack (exit 139)."""
+    path.write_bytes(b"\x80\x02}" + b")" + b"\x85" * depth + b"K\x01s.")
+    return path
+
+
+def write_trailing_data_pickle(path: Path) -> Path:
+    """A valid FLAME pickle with bytes after its STOP opcode (a second payload riding along)."""
+    write_flame_fixed(path)
+    with open(path, "ab") as f:
+        f.write(b"\x80\x02cposix\nsystem\n.")
+    return path
+
+
+def _protocol2_call(module: str, name: str, *args) -> bytes:
+    """`module.name(*args)` as protocol-2 opcodes (args: str or int), wrapped in {'v_template': ...}."""
+    out = b"\x80\x02}X" + struct.pack("<I", 10) + b"v_template" + f"c{module}\n{name}\n(".encode()
+    for a in args:
+        if isinstance(a, str):
+            raw = a.encode("utf-8")
+            out += b"X" + struct.pack("<I", len(raw)) + raw
+        else:
+            out += (
+                b"\x8b" + struct.pack("<i", (a.bit_length() + 8) // 8) + a.to_bytes((a.bit_length() + 8) // 8, "little")
+            )
+    return out + b"tRs."
+
+
+def write_codecs_pickle(path: Path, encoding: str = "punycode", n: int = 30_000) -> Path:
+    """_codecs.encode of n distinct non-ASCII characters with `encoding` (punycode is quadratic)."""
+    text = "".join(chr(0x4E00 + i % 20_000) for i in range(n))
+    path.write_bytes(_protocol2_call("_codecs", "encode", text, encoding))
+    return path
+
+
+def write_huge_shape_pickle(path: Path, dims: int = 64, bits: int = 400_000) -> Path:
+    """A numpy array whose state gives a shape of huge integers: their product alone took minutes."""
+    big = (1 << bits) - 1
+    raw = big.to_bytes((bits + 8) // 8, "little")
+    out = b"\x80\x02}X" + struct.pack("<I", 10) + b"v_template"
+    out += b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R"  # ndarray((0,), 'b')
+    out += b"(K\x01(" + (b"\x8b" + struct.pack("<i", len(raw)) + raw) * dims + b"t"  # state: version, shape
+    out += b"cnumpy\ndtype\nX\x02\x00\x00\x00f8\x85R\x89C\x00tbs."  # dtype, fortran, raw bytes; BUILD
+    path.write_bytes(out)
+    return path
+
+
+def write_inflating_checkpoint(path: Path, inflated: int = 1 << 30) -> Path:
+    """A ~1 MB torch.save-style zip whose data.pkl inflates to `inflated` bytes (one huge bytes value)."""
+    head = b"\x80\x04}(X\n\x00\x00\x00state_dict}X\x04\x00\x00\x00junk\x8e" + struct.pack("<Q", inflated)
+    info = zipfile.ZipInfo("archive/data.pkl")
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(path, "w") as z:
+        with z.open(info, "w", force_zip64=True) as f:
+            f.write(head)
+            chunk = bytes(64 << 20)
+            for _ in range(inflated // len(chunk)):
+                f.write(chunk)
+            f.write(bytes(inflated % len(chunk)) + b"u.")
+        z.writestr("archive/version", b"3\n")
+    return path
+
+
+def write_tensorless_checkpoint(path: Path, state: dict | None = None) -> Path:
+    """A torch.save-style zip whose data.pkl holds plain data and not one tensor."""
+    data = pickle.dumps(state if state is not None else {"epoch": 3, "global_step": 100000}, protocol=2)
+    return write_zip(path, {"archive/data.pkl": data, "archive/version": b"3\n"})
+
+
+def write_zip_with_renamed_header(path: Path, name: str, data: bytes) -> Path:
+    """The central directory says `name`; the member's local header says something else."""
+    write_zip(path, {name: data})
+    raw = path.read_bytes()
+    other = name[:-1] + ("X" if name[-1] != "X" else "Y")
+    path.write_bytes(raw.replace(name.encode(), other.encode(), 1))  # the local header comes first
+    return path
+
+
+def write_zip_with_bad_crc(path: Path, name: str, data: bytes) -> Path:
+    """A stored member whose bytes no longer match its CRC-32 (one flipped byte in the middle)."""
+    write_zip(path, {name: data})
+    raw = bytearray(path.read_bytes())
+    at = 30 + len(name) + len(data) // 2  # local header, name, then the stored bytes
+    raw[at] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def write_corrupt_mat73(path: Path) -> Path:
+    """A MATLAB v7.3 header (so scipy hands over to h5py) followed by bytes that are not HDF5."""
+    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 ."
+    path.write_bytes(header.ljust(116, b" ") + bytes(8) + b"\x00\x02IM" + b"not hdf5 at all" * 100)
+    return path

@@ -266,7 +266,7 @@ def test_checkpoints_written_by_real_torch(reg, tmp_path):
         ("real_torch_checkpoint.pt", "4 tensor storages"),
         ("real_torch_params.pt", "3 tensor storages"),
     ):
-        src = tmp_path / name / "cap4d_mmdm_100k.ckpt"
+        src = tmp_path / name / ("cap4d_mmdm_100k.ckpt" if "checkpoint" in name else "latentsync_unet.pt")
         src.parent.mkdir()
         shutil.copyfile(data / name, src)
         code, results = reg.json("add", src, "--replace")
