@@ -188,6 +188,7 @@ class Catalog:
 _HOW_TO_LIST = {
     "asset": "`reg ls` lists the assets.",
     "licence": "`reg ls` shows each asset's licence.",
+    "version": "`reg versions episode N` lists an episode's versions; a new one goes under [episodes.N.versions.V].",
 }
 
 

@@ -141,6 +141,20 @@ def test_unknown_keys_name_the_nearest_ones(tmp_path):
         assert f"No {kind} named '{key}'" in str(err.value) and near in str(err.value)
 
 
+def test_commands_report_unknown_pipelines_and_episodes(reg):
+    for args, expected in [
+        (("env", "cap4"), "No pipeline named 'cap4' in the catalog. Did you mean: cap4d?"),
+        (("config", "pipelines.cap4.root", "/x"), "Did you mean: cap4d?"),
+        (("versions", "episode", "99"), "No episode named '99'"),
+        (("render", "episode", "11", "--version", "v9", "--dry-run"), "No version named 'v9' in episode 11"),
+        (("fetch", "--missing", "--pipeline", "cap4"), "Did you mean: cap4d?"),
+    ]:
+        result = reg(*args)
+        assert result.exit_code == 1 and expected in result.stderr, (args, result.output)
+    code, doc = reg.json("versions", "episode", "99")
+    assert doc["error"] == "UnknownKeyError" and doc["kind"] == "episode" and doc["key"] == "99"
+
+
 # --- the catalog cache ----------------------------------------------------------------------
 
 
