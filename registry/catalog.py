@@ -216,7 +216,7 @@ def shipped_manifest_files() -> list[Path]:
     return sorted(Path(str(p)) for p in base.iterdir() if p.name.endswith(".toml"))
 
 
-CACHE_FORMAT = 5  # bump when a dataclass above changes shape
+CACHE_FORMAT = 6  # bump when a dataclass above changes shape or validation tightens (6: the schema)
 
 
 def load_catalog(extra_dir: Path | None = None, cache_file: Path | None = None) -> Catalog:
