@@ -220,8 +220,7 @@ def check_env(ctx, pipelines, as_json):
 
     reg = _registry(ctx)
     for key in pipelines:
-        if key not in reg.catalog.pipelines:
-            raise RegError(f"No pipeline '{key}' (known: {', '.join(reg.catalog.pipelines)}).")
+        reg.catalog.pipeline(key)
     report = {}
     for key in pipelines or reg.catalog.pipelines:
         problems, facts = environment(reg, reg.catalog.pipelines[key])
@@ -416,8 +415,8 @@ def config(ctx, key, value, list_all, unset, as_json):
             "mirrors.<host> (a base URL that serves that host's files).",
             key=key,
         )
-    if is_path and len(parts) == 3 and parts[1] not in reg.catalog.pipelines:
-        raise RegError(f"No pipeline '{parts[1]}' in the catalog (known: {', '.join(reg.catalog.pipelines)}).")
+    if is_path and len(parts) == 3:
+        reg.catalog.pipeline(parts[1])
     if unset:
         reg.state.unset_setting(key)
     elif value is not None:
@@ -635,9 +634,7 @@ def versions(ctx, what, episode, as_json):
     if what != "episode":
         raise click.UsageError("say `reg versions episode N`")
     reg = _registry(ctx)
-    ep = reg.catalog.episodes.get(str(episode))
-    if ep is None:
-        raise RegError(f"No episode {episode} in the catalog (episodes: {', '.join(reg.catalog.episodes)}).")
+    ep = reg.catalog.episode(episode)
     all_runs = _run_records(reg).runs(ep.key)
     rows = []
     for v in ep.versions.values():

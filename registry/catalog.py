@@ -2,31 +2,44 @@
 
 Shipped manifests (the `manifests` package) load first, then `<root>/manifests/*.toml`;
 a later entry replaces an earlier one with the same key, so a team can override one asset
-without copying the rest. Every entry is validated on load: a bad manifest raises
-ManifestError naming the file, the key and what is wrong.
+without copying the rest. Every entry is checked on load against the field tables below
+(`LICENCE`, `PIPELINE`, ...): a bad manifest raises ManifestError naming the file, the entry
+and what is wrong, never a traceback from deeper down.
 """
 
 from __future__ import annotations
 
 import marshal
 import os
+import re
+import reprlib
+import string
 import tomllib
+import types
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
 
 from .errors import ManifestError, UnknownKeyError
 
-ASSET_KINDS = ("weights", "face-model", "aux-data", "media")
-VALIDATORS = ("none", "flame-pkl", "bfm-mat", "torch-ckpt", "safetensors", "wav", "png")
-VERSION_STATES = ("production", "candidate", "planned", "previous", "retired")
+# The values are strings on purpose: they appear in JSON output and in the database.
+AssetKind = Literal["weights", "face-model", "aux-data", "media"]
+Validator = Literal["none", "flame-pkl", "bfm-mat", "torch-ckpt", "safetensors", "wav", "png"]
+VersionState = Literal["production", "candidate", "planned", "previous", "retired"]
+SourceType = Literal["huggingface", "gated", "url", "owner", "derived"]
+
+ASSET_KINDS: tuple[str, ...] = get_args(AssetKind)
+VALIDATORS: tuple[str, ...] = get_args(Validator)
+VERSION_STATES: tuple[str, ...] = get_args(VersionState)
+SOURCE_TYPES: tuple[str, ...] = get_args(SourceType)
 
 
 @dataclass(slots=True)
 class Source:
     """Where an asset comes from; `type` decides who can act on it (a machine or a person)."""
 
-    type: str
+    type: SourceType
     repo: str = ""  # huggingface
     file: str = ""  # huggingface
     revision: str = "main"  # huggingface
@@ -44,17 +57,17 @@ class Source:
 class Asset:
     key: str
     name: str
-    kind: str
+    kind: AssetKind
     path: str  # relative to the pipeline root, to <root>/media when no pipeline, or absolute/~
     source: Source
     pipeline: str = ""
     filenames: tuple[str, ...] = ()
     size: int | None = None
     sha256: str | None = None
-    validator: str = "none"
+    validator: Validator = "none"
     allow_globals: tuple[str, ...] = ()  # extra pickle globals this asset's validator accepts
     # What the content must hold, beyond its format: {"top_keys": [...], "min_tensors": N, "min_bytes": N}
-    checks: dict = field(default_factory=dict)
+    checks: dict[str, Any] = field(default_factory=dict)
     manifest: str = ""
 
 
@@ -108,7 +121,7 @@ class EpisodeVersion:
     episode: str
     version: str
     pipeline: str
-    state: str
+    state: VersionState
     requires: tuple[str, ...] = ()
     params: dict = field(default_factory=dict)
     note: str = ""
@@ -136,20 +149,29 @@ class Catalog:
     episodes: dict[str, Episode] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
 
+    # One lookup for every kind of key, so an unknown one always names the nearest keys.
     def asset(self, key: str) -> Asset:
-        try:
-            return self.assets[key]
-        except KeyError:
-            raise UnknownKeyError(_unknown("asset", key, self.assets)) from None
+        return _lookup("asset", key, self.assets)
+
+    def licence(self, key: str) -> Licence:
+        return _lookup("licence", key, self.licences)
+
+    def pipeline(self, key: str) -> Pipeline:
+        return _lookup("pipeline", key, self.pipelines)
+
+    def episode(self, number: str | int) -> Episode:
+        return _lookup("episode", str(number), self.episodes)
+
+    def version(self, number: str | int, version: str) -> EpisodeVersion:
+        ep = self.episode(number)
+        return _lookup("version", version, ep.versions, where=f"episode {ep.key}", episode=ep.key)
 
     def licence_for(self, key: str) -> Licence:
         """A licence by its own key, or the licence of a gated asset key."""
-        if key in self.licences:
-            return self.licences[key]
         asset = self.assets.get(key)
-        if asset and asset.source.type == "gated":
+        if key not in self.licences and asset and asset.source.type == "gated":
             return self.licences[asset.source.licence]
-        raise UnknownKeyError(_unknown("licence", key, self.licences))
+        return self.licence(key)
 
     def version_inputs(self, version: EpisodeVersion) -> list[str]:
         """Every asset key an episode version needs: pipeline assets, episode inputs, extras."""
@@ -163,12 +185,30 @@ class Catalog:
         return [v for e in self.episodes.values() for v in e.versions.values()]
 
 
-def _unknown(what: str, key: str, known) -> str:
+_HOW_TO_LIST = {
+    "asset": "`reg ls` lists the assets.",
+    "licence": "`reg ls` shows each asset's licence.",
+    "version": "`reg versions episode N` lists an episode's versions; a new one goes under [episodes.N.versions.V].",
+}
+
+
+def _lookup(kind: str, key: str, known: dict[str, Any], where: str = "the catalog", **fields: Any) -> Any:
+    """A catalog entry by key; an unknown key raises UnknownKeyError naming the nearest keys."""
+    try:
+        return known[key]
+    except KeyError:
+        pass
     import difflib
 
-    near = difflib.get_close_matches(key, list(known), n=5, cutoff=0.4)
-    hint = f" Did you mean: {', '.join(near)}?" if near else ""
-    return f"No {what} named '{key}' in the catalog.{hint} `reg ls` lists the catalog."
+    near = difflib.get_close_matches(str(key), list(known), n=5, cutoff=0.4)
+    if near:
+        hint = f" Did you mean: {', '.join(near)}?"
+    elif 0 < len(known) <= 20:
+        hint = f" Known: {', '.join(known)}."
+    else:
+        hint = ""
+    how = _HOW_TO_LIST.get(kind, "`reg status` lists the pipelines and episode versions.")
+    raise UnknownKeyError(f"No {kind} named '{key}' in {where}.{hint} {how}", key=key, kind=kind, **fields)
 
 
 def shipped_manifest_files() -> list[Path]:
@@ -176,7 +216,7 @@ def shipped_manifest_files() -> list[Path]:
     return sorted(Path(str(p)) for p in base.iterdir() if p.name.endswith(".toml"))
 
 
-CACHE_FORMAT = 5  # bump when a dataclass above changes shape
+CACHE_FORMAT = 6  # bump when a dataclass above changes shape or validation tightens (6: the schema)
 
 
 def load_catalog(extra_dir: Path | None = None, cache_file: Path | None = None) -> Catalog:
@@ -282,10 +322,11 @@ def _parse(files: list[Path]) -> Catalog:
         try:
             with open(path, "rb") as f:
                 data = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ManifestError(f"Manifest {path} cannot be read: {exc}. Fix the TOML syntax.") from None
+        except (OSError, ValueError, RecursionError) as exc:  # TOMLDecodeError, bad UTF-8, deep nesting
+            problem = "it nests too deeply" if isinstance(exc, RecursionError) else exc
+            raise ManifestError(f"Manifest {path} cannot be read: {problem}. Fix the TOML syntax.", path=path) from None
         catalog.files.append(str(path))
-        _check_keys(path, "", data, {"assets", "licences", "pipelines", "episodes"})
+        data = _fields(path, "(top level)", data, TOP)
         for key, entry in data.get("licences", {}).items():
             catalog.licences[key] = _licence(path, key, entry)
         for key, entry in data.get("pipelines", {}).items():
@@ -293,86 +334,238 @@ def _parse(files: list[Path]) -> Catalog:
         for key, entry in data.get("assets", {}).items():
             catalog.assets[key] = _asset(path, key, entry)
         for key, entry in data.get("episodes", {}).items():
-            raw_episodes[str(key)] = (str(path), entry)
-    for key, (path, entry) in raw_episodes.items():
-        catalog.episodes[key] = _episode(path, key, entry)
+            raw_episodes[key] = (str(path), entry)
+    for key, (p, entry) in raw_episodes.items():
+        catalog.episodes[key] = _episode(p, key, entry)
     _check_references(catalog)
     return catalog
 
 
-# --- parsing and validation of single entries -------------------------------------------
+# --- the schema: one table of field -> type per section -----------------------------------
+# A type is str, int (never negative), a Literal (its choices), list[T], dict[K, T], a union,
+# or one of the marker types below; a Literal's values are the strings the dataclasses hold.
 
 
-def _fail(path, key, message) -> ManifestError:
+class Key(str):
+    """A catalog key (asset, pipeline, licence, episode, version): it ends up in file names and URLs."""
+
+
+class EnvName(str):
+    """An environment variable name (Popen refuses '=' in one)."""
+
+
+class Template(str):
+    """An argv template: {name} or {name.attr} placeholders only, no format spec or conversion.
+    A spec is code-like power a manifest does not need ("{root:>2000000000}" asks for 2 GB)."""
+
+
+_PATTERNS = {
+    Key: (re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}"), "a key of letters, digits, '.', '_' and '-'"),
+    EnvName: (re.compile(r"[A-Za-z_][A-Za-z0-9_]*"), "an environment variable name"),
+}
+_PLACEHOLDER = re.compile(r"[A-Za-z]\w*(\.[A-Za-z0-9][\w-]*)*")
+
+Scalar = str | float | bool  # a float may be written as an integer, as in type hints
+
+TOP = {
+    "licences": dict[Key, dict],
+    "pipelines": dict[Key, dict],
+    "assets": dict[Key, dict],
+    "episodes": dict[Key, dict],
+}
+LICENCE = {"name": str, "licence": str, "register": str, "downloads": list[str], "note": str}
+PIPELINE = {
+    "name": str,
+    "root": str,
+    "venv": str,
+    "repo": str,
+    "requires": list[str],
+    "environment": list[str],
+    "note": str,
+    "env": dict[EnvName, Template],
+    "steps": list[dict],
+    "packages": dict[str, str],
+    "binaries": list[str],
+}
+STEP = {
+    "name": str,
+    "argv": list[Template],
+    "env": dict[EnvName, Template],
+    "reads": list[str],
+    "outputs": list[Template],
+}
+ASSET = {
+    "name": str,
+    "kind": AssetKind,
+    "pipeline": str,
+    "path": str,
+    "filenames": list[str],
+    "size": int,
+    "sha256": str,
+    "validator": Validator,
+    "source": dict,
+    "allow_globals": list[str],
+    "checks": dict,
+}
+CHECKS = {"top_keys": list[str], "min_tensors": int, "min_bytes": int}
+# A source is one of these shapes, told apart by the field named like its type.
+SOURCE: dict[str, dict[str, Any]] = {
+    "huggingface": {"huggingface": str, "file": str, "revision": str},
+    "gated": {"gated": str, "archive": str},
+    "url": {"url": str},
+    "owner": {"owner": str},
+    "derived": {"derived": list[str], "command": list[Template], "output": Template, "pipeline": str},
+}
+EPISODE = {"title": str, "inputs": dict[str, str], "versions": dict[Key, dict]}
+VERSION = {
+    "pipeline": str,
+    "state": VersionState,
+    "requires": list[str],
+    "params": dict[str, Scalar],
+    "note": str,
+    "inputs": dict[str, str],
+}
+REQUIRED = {
+    "licence": {"name", "licence", "register"},
+    "pipeline": {"name", "root"},
+    "step": {"name", "argv"},
+    "asset": {"kind", "path", "source"},
+    "huggingface": {"file"},
+    "derived": {"command", "output"},
+    "episode": {"versions"},
+    "version": {"pipeline", "state"},
+}
+
+_show = reprlib.Repr()
+_show.maxstring, _show.maxother, _show.maxlevel = 60, 60, 2
+
+
+def _problem(value: Any, typ: Any) -> str | None:
+    """None if `value` fits `typ`, else what it should have been, for the message."""
+    origin, args = get_origin(typ), get_args(typ)
+    if origin is Literal:
+        return None if value in args else f"one of {', '.join(args)}"
+    if origin is list:
+        if not isinstance(value, list):
+            return _describe(typ)
+        for item in value:
+            if p := _problem(item, args[0]):
+                return f"{_describe(typ)} ({_show.repr(item)} is not {p})"
+        return None
+    if origin is dict or typ is dict:
+        if not isinstance(value, dict):
+            return _describe(typ)
+        for k, v in value.items() if args else ():
+            if p := _problem(k, args[0]):
+                return f"{_describe(typ)} (key {_show.repr(k)} is not {p})"
+            if p := _problem(v, args[1]):
+                return f"{_describe(typ)} ({k} = {_show.repr(v)} is not {p})"
+        return None
+    if isinstance(typ, types.UnionType):
+        return None if any(_problem(value, t) is None for t in args) else _describe(typ)
+    if typ is bool:
+        return None if isinstance(value, bool) else "true or false"
+    if typ is float:
+        return None if isinstance(value, int | float) and not isinstance(value, bool) else "a number"
+    if typ is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else _describe(typ)
+    if not isinstance(value, str):
+        return _describe(typ)
+    if "\0" in value:
+        return "a string without NUL characters"
+    if typ in _PATTERNS:
+        pattern, what = _PATTERNS[typ]
+        return None if pattern.fullmatch(value) else what
+    if typ is Template:
+        return _template_problem(value)
+    return None
+
+
+def _describe(typ: Any, plural: bool = False) -> str:
+    origin, args = get_origin(typ), get_args(typ)
+    if origin is list:
+        return f"a list of {_describe(args[0], plural=True)}"
+    if origin is dict:
+        return f"a table of {_describe(args[1], plural=True)}"
+    if typ is dict:
+        return "tables" if plural else "a table"
+    if isinstance(typ, types.UnionType):
+        return "strings, numbers or booleans" if plural else "a string, number or boolean"
+    if typ is int:
+        return "non-negative integers" if plural else "a non-negative integer"
+    if typ in _PATTERNS:
+        return _PATTERNS[typ][1]
+    if typ is Template:
+        return "argv templates" if plural else "an argv template"
+    return "strings" if plural else "a string"
+
+
+def _template_problem(template: str) -> str | None:
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return f"an argv template ({exc}; write {{{{ and }}}} for literal braces)"
+    for _, name, spec, conversion in parts:
+        if name is not None and (spec or conversion or not _PLACEHOLDER.fullmatch(name)):
+            return (
+                "an argv template: placeholders are {name} or {name.attr}, without a format spec (:...), "
+                "conversion (!r) or index ([0])"
+            )
+    return None
+
+
+def _fields(path, where: str, entry: Any, schema: dict[str, Any], required: set[str] | None = None) -> dict:
+    """Check one table against its schema; give it back unchanged, now known to be well-typed."""
+    if not isinstance(entry, dict):
+        raise _fail(path, where, f"expected a table, found {_show.repr(entry)}")
+    unknown = [k for k in entry if k not in schema]
+    if unknown:
+        names = ", ".join(_show.repr(k) for k in unknown[:5])
+        raise _fail(path, where, f"unknown field(s) {names}; allowed: {', '.join(schema)}")
+    missing = sorted((required or set()) - set(entry))
+    if missing:
+        raise _fail(path, where, f"missing required field(s) {', '.join(missing)}")
+    for name, value in entry.items():
+        if problem := _problem(value, schema[name]):
+            raise _fail(path, where, f"{name} = {_show.repr(value)} is not {problem}")
+    return entry
+
+
+def _fail(path, where, message) -> ManifestError:
     return ManifestError(
-        f"Manifest {path}, entry '{key}': {message}. Fix that entry (see docs/DESIGN.md, 'Manifests')."
+        f"Manifest {path}, entry '{where}': {message}. Fix that entry (see README.md, 'Manifests').",
+        path=path,
+        entry=where,
     )
 
 
-def _check_keys(path, key, entry, allowed: set[str], required: set[str] = frozenset()):
-    if not isinstance(entry, dict):
-        raise _fail(path, key, f"expected a table, found {type(entry).__name__}")
-    unknown = set(entry) - allowed
-    if unknown:
-        raise _fail(path, key, f"unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
-    missing = required - set(entry)
-    if missing:
-        raise _fail(path, key, f"missing required field(s) {', '.join(sorted(missing))}")
-
-
-def _choice(path, key, name, value, choices):
-    if value not in choices:
-        raise _fail(path, key, f"{name} = {value!r} is not one of {', '.join(choices)}")
-    return value
-
-
-def _strings(path, key, name, value) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _fail(path, key, f"{name} must be a list of strings")
-    return tuple(value)
+# --- single entries, from tables already checked against their schema --------------------
 
 
 def _licence(path, key, e) -> Licence:
-    _check_keys(path, key, e, {"name", "licence", "register", "downloads", "note"}, {"name", "licence", "register"})
-    return Licence(
-        key,
-        e["name"],
-        e["licence"],
-        e["register"],
-        _strings(path, key, "downloads", e.get("downloads", [])),
-        e.get("note", ""),
-    )
+    e = _fields(path, key, e, LICENCE, REQUIRED["licence"])
+    return Licence(key, e["name"], e["licence"], e["register"], tuple(e.get("downloads", [])), e.get("note", ""))
 
 
 def _pipeline(path, key, e) -> Pipeline:
-    _check_keys(
-        path,
-        key,
-        e,
-        {"name", "root", "venv", "repo", "requires", "environment", "note", "env", "steps", "packages", "binaries"},
-        {"name", "root"},
-    )
-    packages = e.get("packages", {})
-    if not isinstance(packages, dict) or not all(isinstance(v, str) for v in packages.values()):
-        raise _fail(path, key, 'packages must map a distribution to a version specifier, e.g. { gsplat = "==1.5.3" }')
-    for name, spec in packages.items():
-        try:
-            from packaging.specifiers import SpecifierSet
+    e = _fields(path, key, e, PIPELINE, REQUIRED["pipeline"])
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+    for name, spec in e.get("packages", {}).items():
+        try:
             SpecifierSet(spec)
-        except ValueError:
-            raise _fail(path, key, f"packages.{name} = {spec!r} is not a PEP 440 version specifier") from None
+        except InvalidSpecifier:
+            raise _fail(path, key, f"packages.{name} = {_show.repr(spec)} is not a PEP 440 version specifier") from None
     steps = []
     for i, st in enumerate(e.get("steps", [])):
-        where = f"{key}.steps[{i}]"
-        _check_keys(path, where, st, {"name", "argv", "env", "reads", "outputs"}, {"name", "argv"})
+        st = _fields(path, f"{key}.steps[{i}]", st, STEP, REQUIRED["step"])
         steps.append(
             StepSpec(
                 st["name"],
-                _strings(path, where, "argv", st["argv"]),
+                tuple(st["argv"]),
                 dict(st.get("env", {})),
-                _strings(path, where, "reads", st.get("reads", [])),
-                _strings(path, where, "outputs", st.get("outputs", [])),
+                tuple(st.get("reads", [])),
+                tuple(st.get("outputs", [])),
             )
         )
     return Pipeline(
@@ -381,131 +574,88 @@ def _pipeline(path, key, e) -> Pipeline:
         e["root"],
         e.get("venv", ""),
         e.get("repo", ""),
-        _strings(path, key, "requires", e.get("requires", [])),
-        _strings(path, key, "environment", e.get("environment", [])),
+        tuple(e.get("requires", [])),
+        tuple(e.get("environment", [])),
         e.get("note", ""),
         str(path),
         dict(e.get("env", {})),
         tuple(steps),
-        dict(packages),
-        _strings(path, key, "binaries", e.get("binaries", [])),
+        dict(e.get("packages", {})),
+        tuple(e.get("binaries", [])),
     )
 
 
 def _source(path, key, s) -> Source:
-    _check_keys(
-        path,
-        key,
-        s,
-        {
-            "huggingface",
-            "file",
-            "revision",
-            "gated",
-            "archive",
-            "url",
-            "owner",
-            "derived",
-            "command",
-            "output",
-            "pipeline",
-        },
-    )
-    if "huggingface" in s:
-        if "file" not in s:
-            raise _fail(path, key, "a huggingface source needs `file`")
-        return Source(
-            "huggingface",
-            repo=s["huggingface"],
-            file=s["file"],
-            revision=s.get("revision", "main"),
-            url=f"https://huggingface.co/{s['huggingface']}/resolve/{s.get('revision', 'main')}/{s['file']}",
-        )
-    if "gated" in s:
+    where = f"{key}.source"
+    kinds = [t for t in SOURCE_TYPES if isinstance(s, dict) and t in s]
+    if len(kinds) != 1:
+        found = f"found {', '.join(kinds)}" if kinds else f"found {_show.repr(s)}"
+        raise _fail(path, where, f"a source needs exactly one of {', '.join(SOURCE_TYPES)}; {found}")
+    kind = kinds[0]
+    s = _fields(path, where, s, SOURCE[kind], REQUIRED.get(kind))
+    if kind == "huggingface":
+        revision = s.get("revision", "main")
+        url = f"https://huggingface.co/{s['huggingface']}/resolve/{revision}/{s['file']}"
+        return Source("huggingface", repo=s["huggingface"], file=s["file"], revision=revision, url=url)
+    if kind == "gated":
         return Source("gated", licence=s["gated"], archive=s.get("archive", ""))
-    if "url" in s:
+    if kind == "url":
         return Source("url", url=s["url"])
-    if "owner" in s:
+    if kind == "owner":
         return Source("owner", hint=s["owner"])
-    if "derived" in s:
-        if "command" not in s or "output" not in s:
-            raise _fail(path, key, "a derived source needs `command` (argv) and `output`")
-        return Source(
-            "derived",
-            inputs=_strings(path, key, "derived", s["derived"]),
-            command=_strings(path, key, "command", s["command"]),
-            output=s["output"],
-            pipeline=s.get("pipeline", ""),
-        )
-    raise _fail(path, key, "source needs one of huggingface, gated, url, owner, derived")
+    return Source(
+        "derived",
+        inputs=tuple(s["derived"]),
+        command=tuple(s["command"]),
+        output=s["output"],
+        pipeline=s.get("pipeline", ""),
+    )
 
 
 def _asset(path, key, e) -> Asset:
-    allowed = {
-        "name",
-        "kind",
-        "pipeline",
-        "path",
-        "filenames",
-        "size",
-        "sha256",
-        "validator",
-        "source",
-        "allow_globals",
-        "checks",
-    }
-    _check_keys(path, key, e, allowed, {"kind", "path", "source"})
+    e = _fields(path, key, e, ASSET, REQUIRED["asset"])
     sha = e.get("sha256")
-    if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+    if sha is not None and not re.fullmatch(r"[0-9a-f]{64}", sha):
         raise _fail(path, key, "sha256 must be 64 lowercase hex digits")
-    size = e.get("size")
-    if size is not None and (not isinstance(size, int) or size < 0):
-        raise _fail(path, key, "size must be a non-negative integer (bytes)")
     rel = e["path"]
-    if ".." in Path(rel).parts:
-        raise _fail(path, key, f"path {rel!r} must not contain '..'")
+    if not rel or ".." in Path(rel).parts:
+        raise _fail(path, key, f"path {_show.repr(rel)} must be a file path without '..'")
+    source = _source(path, key, e["source"])
     # A derived file is made by reg, not dropped in: no file name identifies it unless declared.
-    default_names = [] if "derived" in e["source"] else [Path(rel).name]
-    filenames = _strings(path, key, "filenames", e.get("filenames", default_names))
+    default_names = [] if source.type == "derived" else [Path(rel).name]
     return Asset(
         key=key,
         name=e.get("name", key),
-        kind=_choice(path, key, "kind", e["kind"], ASSET_KINDS),
+        kind=e["kind"],
         path=rel,
-        source=_source(path, key, e["source"]),
+        source=source,
         pipeline=e.get("pipeline", ""),
-        filenames=filenames,
-        size=size,
+        filenames=tuple(e.get("filenames", default_names)),
+        size=e.get("size"),
         sha256=sha,
-        validator=_choice(path, key, "validator", e.get("validator", "none"), VALIDATORS),
-        allow_globals=_strings(path, key, "allow_globals", e.get("allow_globals", [])),
-        checks=_checks(path, key, e.get("checks", {})),
+        validator=e.get("validator", "none"),
+        allow_globals=tuple(e.get("allow_globals", [])),
+        checks=dict(_fields(path, f"{key}.checks", e.get("checks", {}), CHECKS)),
         manifest=str(path),
     )
 
 
 def _episode(path, key, e) -> Episode:
-    _check_keys(path, key, e, {"title", "inputs", "versions"}, {"versions"})
+    e = _fields(path, key, e, EPISODE, REQUIRED["episode"])
     versions = {}
     for vkey, v in e["versions"].items():
-        where = f"{key}.versions.{vkey}"
-        _check_keys(
-            path, where, v, {"pipeline", "state", "requires", "params", "note", "inputs"}, {"pipeline", "state"}
-        )
+        v = _fields(path, f"{key}.versions.{vkey}", v, VERSION, REQUIRED["version"])
         versions[vkey] = EpisodeVersion(
             key,
             vkey,
             v["pipeline"],
-            _choice(path, where, "state", v["state"], VERSION_STATES),
-            _strings(path, where, "requires", v.get("requires", [])),
+            v["state"],
+            tuple(v.get("requires", [])),
             dict(v.get("params", {})),
             v.get("note", ""),
             dict(v.get("inputs", {})),
         )
-    inputs = e.get("inputs", {})
-    if not all(isinstance(v, str) for v in inputs.values()):
-        raise _fail(path, key, "inputs must map a role to an asset key")
-    return Episode(key, e.get("title", f"Episode {key}"), dict(inputs), versions, str(path))
+    return Episode(key, e.get("title", f"Episode {key}"), dict(e.get("inputs", {})), versions, str(path))
 
 
 def _check_references(c: Catalog) -> None:
@@ -536,20 +686,3 @@ def _check_references(c: Catalog) -> None:
             for k in (*v.requires, *v.inputs.values()):
                 if k not in c.assets:
                     raise _fail(e.manifest, f"episodes.{e.key}.versions.{v.version}", f"requires unknown asset '{k}'")
-
-
-def _checks(path, key, checks) -> dict:
-    """`checks = { top_keys = [...], min_tensors = N, min_bytes = N }`: what a right file must hold."""
-    if not isinstance(checks, dict):
-        raise _fail(path, key, "checks must be a table, e.g. checks = { top_keys = ['state_dict'], min_tensors = 10 }")
-    _check_keys(path, f"{key}.checks", checks, {"top_keys", "min_tensors", "min_bytes"}, set())
-    out: dict = {}
-    if "top_keys" in checks:
-        out["top_keys"] = list(_strings(path, key, "checks.top_keys", checks["top_keys"]))
-    for name in ("min_tensors", "min_bytes"):
-        if name in checks:
-            value = checks[name]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise _fail(path, key, f"checks.{name} must be a non-negative integer")
-            out[name] = value
-    return out

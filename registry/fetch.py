@@ -143,18 +143,11 @@ def missing_keys(reg, episode: str | None = None, version: str | None = None, pi
 
     catalog = reg.catalog
     if episode is not None:
-        ep = catalog.episodes.get(str(episode))
-        if ep is None or (version and version not in ep.versions):
-            raise RegError(
-                f"No episode {episode}{' version ' + version if version else ''} in the catalog; "
-                "`reg status` lists the episode versions."
-            )
-        versions = [ep.versions[version]] if version else list(ep.versions.values())
+        ep = catalog.episode(episode)
+        versions = [catalog.version(episode, version)] if version else list(ep.versions.values())
         keys = [k for v in versions for k in catalog.version_inputs(v)]
     elif pipeline is not None:
-        if pipeline not in catalog.pipelines:
-            raise RegError(f"No pipeline '{pipeline}' (known: {', '.join(catalog.pipelines)}).")
-        keys = list(catalog.pipelines[pipeline].requires)
+        keys = list(catalog.pipeline(pipeline).requires)
     else:
         keys = list(catalog.assets)
     states = asset_states(reg)

@@ -47,15 +47,7 @@ class Plan:
 
 
 def find_version(reg, episode: str, version: str) -> EpisodeVersion:
-    ep = reg.catalog.episodes.get(str(episode))
-    if ep is None:
-        raise RegError(f"No episode {episode} in the catalog (episodes: {', '.join(reg.catalog.episodes)}).")
-    if version not in ep.versions:
-        raise RegError(
-            f"Episode {episode} has no version {version} (versions: {', '.join(ep.versions)}). "
-            "Declare it in a manifest under [episodes.N.versions.V]."
-        )
-    return ep.versions[version]
+    return reg.catalog.version(episode, version)
 
 
 def resolve(reg, episode: str, version: str, run_dir: Path) -> Plan:
