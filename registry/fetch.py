@@ -398,6 +398,8 @@ def _partials(reg, key: str) -> list[Path]:
 
 
 def _download(reg, asset: Asset, remote: Remote) -> Staged:
+    """Download into the key's partial file and check it: length, web page, sha256. Bytes that fail a
+    check are deleted; bytes of a download that stopped are kept only where a resume can be trusted."""
     if _is_web_page(asset, remote.content_type, b""):
         raise _web_page_error(asset, remote, f"Content-Type {remote.content_type}")
     reg.store.tmp.mkdir(parents=True, exist_ok=True)
@@ -470,6 +472,8 @@ def _get(part: Path, asset: Asset, remote: Remote) -> HashingFile:
             )
         except BaseException:
             writer.hexdigest()  # stop the hasher thread
+            if writer.rewound and not remote.sha256:
+                f.truncate(0)  # a newer version's bytes, under the name of the one we started with
             raise
         f.flush()
         os.fsync(f.fileno())
