@@ -150,12 +150,15 @@ def add(ctx, file, as_key, sha256, replace, link, as_json):
 @click.option("--version", "version", help="With --missing --episode: only this version.")
 @click.option("--pipeline", help="With --missing: only what this pipeline needs.")
 @click.option("--offline", is_flag=True, help="Never touch the network (also: HF_HUB_OFFLINE=1).")
+@click.option("--restart", is_flag=True, help="Discard these keys' partial downloads first; download from the start.")
 @click.option("--link", type=click.Choice(["symlink", "hardlink", "copy"]), default="copy", show_default=True)
 @json_option
 @click.pass_context
 @handles_errors
-def fetch(ctx, keys, missing, episode, version, pipeline, offline, link, as_json):
-    """Download open weights (Hugging Face, URLs), verified, resumable; then store and place them."""
+def fetch(ctx, keys, missing, episode, version, pipeline, offline, restart, link, as_json):
+    """Download open weights (Hugging Face, URLs), verified, resumable; then store and place them.
+
+    Goes on past a file it cannot get, then prints one summary; exits 1 if any failed."""
     from reg.registry.fetch import fetch as run_fetch
     from reg.registry.fetch import missing_keys
 
@@ -165,10 +168,37 @@ def fetch(ctx, keys, missing, episode, version, pipeline, offline, link, as_json
     elif not keys:
         raise click.UsageError("name the assets to fetch, or pass --missing")
     if not keys:
-        _emit_json([]) if as_json else click.echo("Nothing to fetch: every downloadable input is verified.")
+        if as_json:
+            _emit_json({"fetched": [], "present": [], "failed": []})
+        else:
+            click.echo("Nothing to fetch: every downloadable input is verified.")
         return
-    _emit_results(
-        run_fetch(reg, list(dict.fromkeys(keys)), offline, link, _progress_factory(as_json), quiet=as_json), as_json
+    progress = _progress_factory(as_json)
+    report = run_fetch(reg, list(dict.fromkeys(keys)), offline, link, progress, quiet=as_json, restart=restart)
+    _emit_fetch_report(report, as_json)
+    if report.failed:
+        sys.exit(1)
+
+
+def _emit_fetch_report(report, as_json: bool) -> None:
+    """Every key's outcome: fetched, already there, or failed with its one-paragraph reason (stderr)."""
+    if as_json:
+        failed = [{"key": e.fields["key"], **e.to_json()} for e in report.failed]
+        _emit_json(
+            {
+                "fetched": [r.__dict__ for r in report.fetched],
+                "present": [r.__dict__ for r in report.present],
+                "failed": [{k: v for k, v in f.items() if k != "exit_code"} for f in failed],
+            }
+        )
+        return
+    _emit_results(report.fetched + report.present, False)
+    for e in report.failed:
+        click.echo(f"error: {e}", err=True)
+    names = ", ".join(e.fields["key"] for e in report.failed)
+    click.echo(
+        f"fetched {len(report.fetched)}, already there {len(report.present)}, failed {len(report.failed)}"
+        + (f" ({names}; reasons above)" if names else "")
     )
 
 

@@ -5,8 +5,13 @@ download, with its retries and progress bar) into a file in the store's temp fol
 every chunk as it is written, so checking the Hub's published sha256 costs no second pass.
 Then the staged file takes the same road as `reg add` (`ingest.store_and_place`).
 
-An interrupted download leaves `objects/tmp/fetch-<key>-<etag>.part`; the next fetch of the same
-remote file hashes that prefix once and asks the server for the rest (HTTP Range).
+An interrupted download leaves `objects/tmp/fetch-<quoted key>-<tag>.part` (the tag names the
+remote version: its sha256 or ETag); the next fetch of the same version hashes that prefix once
+and asks the server for the rest (HTTP Range). A resume is only trusted where something vouches
+for it: the sha256 checked at the end, or, for a file nobody pinned, the server's answer to
+If-Range (206 = same version; 200 = it changed, so the whole file comes again). Without either,
+a failed download keeps nothing. Each key is fetched on its own: one failure never stops the
+others, and the report says what happened to every key.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any, BinaryIO, cast
+from urllib.parse import quote, urlsplit
 
 from .catalog import Asset
 from .errors import IntegrityError, RegError
@@ -35,7 +41,11 @@ class SourceGatedError(RegError):
 
 
 class DownloadError(RegError):
-    """The server or network failed; what was received is kept for a resume."""
+    """The server or network failed; what was received is kept for a resume when it can be trusted."""
+
+
+class WebPageError(RegError):
+    """A URL answered with a web page (a login, consent or error page) instead of the file."""
 
 
 @dataclass
@@ -45,9 +55,21 @@ class Remote:
     url: str
     sha256: str | None  # published by the Hub for LFS files, or pinned by the manifest
     size: int | None
-    etag: str
+    tag: str  # names the partial file: bytes of one remote version never continue another's
     headers: dict
     revision: str = ""
+    validator: str | None = None  # sent as If-Range: the server confirms a resume continues this version
+    resumable: bool = True  # a partial may outlive this run (a sha256 or a strong ETag vouches for it)
+    content_type: str = ""
+
+
+@dataclass
+class FetchReport:
+    """What happened to each key: `reg fetch` goes on past a failure and says so at the end."""
+
+    fetched: list[AddResult] = field(default_factory=list)
+    present: list[AddResult] = field(default_factory=list)
+    failed: list[RegError] = field(default_factory=list)  # each with fields["key"]
 
 
 class HashingFile:
@@ -126,7 +148,7 @@ def start_writeback(fd: int, start: int, length: int) -> None:
         _sync_file_range(fd, start, length, 2)  # 2 = SYNC_FILE_RANGE_WRITE
 
 
-_sync_file_range = None
+_sync_file_range: Any = None
 
 
 def is_offline(offline: bool) -> bool:
@@ -161,60 +183,72 @@ def fetch(
     link: str = "copy",
     progress: Progress = null_progress,
     quiet: bool = False,
-) -> list[AddResult]:
-    """Fetch each asset; stops at the first failure (earlier ones stay registered)."""
+    restart: bool = False,
+) -> FetchReport:
+    """Fetch each asset, going on past failures: one unreachable source must not hide what else could
+    be had. An unknown key (a typo) refuses the whole command before anything is downloaded.
+    `restart` first discards the keys' partial downloads."""
     assets = [reg.catalog.asset(k) for k in keys]
-    for a in assets:
-        if not fetchable(a):
-            how = (
-                f"register for {reg.catalog.licences[a.source.licence].name}"
-                if a.source.type == "gated"
-                else "provide the file yourself"
-            )
-            raise RegError(
-                f"'{a.key}' cannot be downloaded by reg ({a.source.type} source): {how}, then "
-                f"`reg add FILE --as {a.key}`. `reg status` shows the steps."
-            )
     if quiet:
         from huggingface_hub.utils import disable_progress_bars
 
         disable_progress_bars()
-    return [r for a in assets for r in _fetch_one(reg, a, offline, link, progress)]
+    report = FetchReport()
+    for a in assets:
+        try:
+            if restart:
+                for part in _partials(reg, a.key):
+                    part.unlink()
+            present, results = _fetch_one(reg, a, offline, link, progress)
+        except RegError as exc:
+            exc.fields.setdefault("key", a.key)
+            report.failed.append(exc)
+            continue
+        (report.present if present else report.fetched).extend(results)
+    return report
 
 
-def _fetch_one(reg, asset: Asset, offline: bool, link: str, progress: Progress) -> list[AddResult]:
+def _fetch_one(reg, asset: Asset, offline: bool, link: str, progress: Progress) -> tuple[bool, list[AddResult]]:
+    """(already present, results) for one asset."""
+    if not fetchable(asset):
+        how = (
+            f"register for {reg.catalog.licences[asset.source.licence].name}"
+            if asset.source.type == "gated"
+            else "provide the file yourself"
+        )
+        raise RegError(
+            f"'{asset.key}' cannot be downloaded by reg ({asset.source.type} source): {how}, then "
+            f"`reg add FILE --as {asset.key}`. `reg status` shows the steps.",
+            key=asset.key,
+        )
     registered = reg.state.asset_records()
     rec = registered.get(asset.key)
     if rec and rec.state == "verified" and _unchanged(rec):
-        return [
+        summary = "already present and verified: nothing to fetch"
+        return True, [
             AddResult(
-                asset.key,
-                rec.sha256,
-                rec.fp_size,
-                rec.placed_path,
-                rec.link_mode,
-                False,
-                "already present and verified: nothing to fetch",
-                "the registry",
+                asset.key, rec.sha256, rec.fp_size, rec.placed_path, rec.link_mode, False, summary, "the registry"
             )
         ]
     known = (rec.sha256 if rec else None) or asset.sha256
     if known and reg.store.has(known):  # already stored (e.g. placement lost): no network needed
         staged = reg.store.stage_file(reg.store.object_path(known))
-        return store_and_place(
-            reg, [(Candidate(asset, f"store object {known}"), staged)], None, None, False, link, progress, registered
-        )
+        cand = Candidate(asset, f"store object {known}")
+        return False, store_and_place(reg, [(cand, staged)], None, None, False, link, progress, registered)
     if is_offline(offline):
         raise OfflineError(
             f"Cannot fetch '{asset.key}' ({asset.name}): offline mode is on (HF_HUB_OFFLINE=1 or "
             "--offline) and the file is not in the store. Fetch it on a connected machine, or copy "
-            f"the file here and run `reg add FILE --as {asset.key}`."
+            f"the file here and run `reg add FILE --as {asset.key}`.",
+            key=asset.key,
         )
     remote = _resolve(reg, asset)
     staged = _download(reg, asset, remote)
     label = remote.url + (f" @ {remote.revision}" if remote.revision else "")
     try:
-        return store_and_place(reg, [(Candidate(asset, label), staged)], None, None, False, link, progress, registered)
+        return False, store_and_place(
+            reg, [(Candidate(asset, label), staged)], None, None, False, link, progress, registered
+        )
     finally:
         staged.discard()
 
@@ -229,10 +263,10 @@ def _unchanged(rec) -> bool:
 
 
 def _resolve(reg, asset: Asset) -> Remote:
-    """Ask the source for the download URL, the published sha256 and the size (one HEAD for the Hub)."""
+    """Ask the source for the download URL, the published sha256 and the size (one HEAD)."""
     src = asset.source
     if src.type == "url":
-        return Remote(_mirrored(reg, src.url), asset.sha256, asset.size, asset.sha256 or "noetag", {})
+        return _head_url(asset, _mirrored(reg, src.url))
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -252,18 +286,24 @@ def _resolve(reg, asset: Asset) -> Remote:
         raise SourceGatedError(
             f"Hugging Face refused '{asset.key}': {src.repo} is a gated repository. Open {page}, accept its "
             "conditions with your account, log in here (`hf auth login`, or set HF_TOKEN), then run "
-            f"`reg fetch {asset.key}` again. `reg status` lists this as an owner action."
+            f"`reg fetch {asset.key}` again. `reg status` lists this as an owner action.",
+            key=asset.key,
+            url=page,
         ) from None
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as exc:
         raise RegError(
             f"Hugging Face has no {src.file} at {src.repo}@{src.revision} for '{asset.key}' "
             f"({type(exc).__name__}). Fix the source of '{asset.key}' in {asset.manifest}, or log in "
-            "if the repository is private."
+            "if the repository is private.",
+            key=asset.key,
+            url=url,
         ) from None
     except Exception as exc:  # 5xx, DNS, TLS, refused: the transport's errors differ by client version (httpx, httpx2)
         raise DownloadError(
             f"Cannot reach {endpoint} for '{asset.key}': {exc}. Check the network (or HF_ENDPOINT), "
-            "or use --offline to see what is missing without trying."
+            "or use --offline to see what is missing without trying.",
+            key=asset.key,
+            url=url,
         ) from None
     etag = (meta.etag or "").strip('"')
     published = etag if SHA256_RE.match(etag) else None  # the Hub's etag of an LFS file is its sha256
@@ -271,15 +311,64 @@ def _resolve(reg, asset: Asset) -> Remote:
         raise IntegrityError(
             f"The Hub publishes sha256 {published} for {src.repo}/{src.file} but {asset.manifest} "
             f"pins {asset.sha256} for '{asset.key}'. The remote file changed: pin a commit "
-            "revision in the manifest, or update the pinned sha256 if the new file is intended."
+            "revision in the manifest, or update the pinned sha256 if the new file is intended.",
+            key=asset.key,
+            url=url,
         )
+    sha256 = asset.sha256 or published
     return Remote(
         meta.location or url,
-        asset.sha256 or published,
+        sha256,
         meta.size,
-        etag or "noetag",
+        etag or "none",
         build_hf_headers(),
         meta.commit_hash or "",
+        # A known sha256 checks any resume at the end; If-Range would only hurt there (the CDN's
+        # own ETag is not the Hub's, so every resume would start over). A small non-LFS file has
+        # no sha256: its git etag is the validator.
+        validator=None if sha256 or not etag else f'"{etag}"',
+        resumable=bool(sha256 or etag),
+    )
+
+
+def _head_url(asset: Asset, url: str) -> Remote:
+    """One HEAD for a URL source: the size the body must have, the validator a resume must be
+    confirmed with (a strong ETag, else Last-Modified), and the Content-Type that gives a login
+    page away before its bytes are downloaded."""
+    from huggingface_hub.utils import http_backoff
+
+    headers = {"Accept-Encoding": "identity"}  # so Content-Length counts the bytes we will receive
+    try:
+        answer = http_backoff("HEAD", url, headers=headers, max_retries=1)
+    except Exception as exc:  # refused, DNS, TLS, 5xx after a retry
+        raise DownloadError(
+            f"Cannot reach {url} for '{asset.key}': {exc}. Check the network and the URL in "
+            f"{asset.manifest} (or the mirror set with `reg config mirrors.{urlsplit(url).netloc}`), "
+            "or use --offline to see what is missing without trying.",
+            key=asset.key,
+            url=url,
+        ) from None
+    h = answer.headers if answer.status_code not in (405, 501) else {}  # no HEAD there: the body is still checked
+    if answer.status_code >= 400 and h:
+        raise DownloadError(
+            f"{url} answered HTTP {answer.status_code} for '{asset.key}' ({asset.name}). Open it in a "
+            f"browser: if the file moved, fix the url of '{asset.key}' in {asset.manifest}; if it needs "
+            f"a login, download it there and run `reg add FILE --as {asset.key}`.",
+            key=asset.key,
+            url=url,
+        )
+    etag = h.get("ETag") or ""
+    strong = etag.startswith('"')  # W/"..." is weak: RFC 9110 forbids it in If-Range
+    length = h.get("Content-Length")
+    return Remote(
+        url,
+        asset.sha256,
+        int(length) if length and length.isdigit() else asset.size,
+        asset.sha256 or (etag if strong else "none"),
+        headers,
+        validator=etag if strong else h.get("Last-Modified"),
+        resumable=bool(asset.sha256) or strong,
+        content_type=h.get("Content-Type", ""),
     )
 
 
@@ -290,51 +379,136 @@ def _mirrored(reg, url: str) -> str:
     return base.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "") if base else url
 
 
-def _download(reg, asset: Asset, remote: Remote) -> Staged:
-    from huggingface_hub.file_download import http_get
+def _partials(reg, key: str) -> list[Path]:
+    """The partial downloads of one key. The key is quoted (a `/` in it names no folder) and the tag
+    after it is alphanumeric, so key `a` never claims `a-b`'s files."""
+    prefix = f"fetch-{quote(key, safe='')}-"
+    return [p for p in reg.store.tmp.glob(f"{prefix}*.part") if p.name[len(prefix) : -5].isalnum()]
 
-    tmp_dir = reg.store.tmp
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    part = tmp_dir / f"fetch-{asset.key}-{re.sub(r'[^0-9A-Za-z]', '', remote.etag)[:64]}.part"
-    for stale in tmp_dir.glob(f"fetch-{asset.key}-*.part"):
-        if stale != part:
-            stale.unlink()  # a partial download of an older remote version is useless
-    digest = hashlib.sha256()
-    with open(part, "r+b" if part.exists() else "w+b") as f:
-        hash_stream(f, digest=digest)  # an interrupted download's bytes, hashed once; leaves f at the end
-        resume = f.tell()
-        writer = HashingFile(f, digest)
+
+def _download(reg, asset: Asset, remote: Remote) -> Staged:
+    """Download into the key's partial file and check it: length, web page, sha256. Bytes that fail a
+    check are deleted; bytes of a download that stopped are kept only where a resume can be trusted."""
+    if _is_web_page(asset, remote.content_type, b""):
+        raise _web_page_error(asset, remote, f"Content-Type {remote.content_type}")
+    reg.store.tmp.mkdir(parents=True, exist_ok=True)
+    tag = re.sub(r"[^0-9A-Za-z]", "", remote.tag)[:64] or "none"
+    part = reg.store.tmp / f"fetch-{quote(asset.key, safe='')}-{tag}.part"
+    for p in _partials(reg, asset.key):
+        too_long = remote.size is not None and p.stat().st_size > remote.size  # not a prefix of the file
+        if p != part or not remote.resumable or too_long:
+            p.unlink()  # an older remote version's bytes, or bytes nothing vouches for
+    try:
         try:
-            http_get(
-                remote.url,
-                writer,
-                resume_size=resume,
-                headers=remote.headers,
-                expected_size=remote.size,
-                displayed_filename=Path(asset.path).name,
-            )
+            writer = _get(part, asset, remote)
         except Exception as exc:
-            writer.hexdigest()  # stop the hasher thread
-            f.flush()
-            got = part.stat().st_size
-            raise DownloadError(
-                f"The download of '{asset.key}' from {remote.url} stopped after {got} bytes "
-                f"({type(exc).__name__}: {exc}). Run `reg fetch {asset.key}` again to resume from "
-                "there."
-            ) from None
-        f.flush()
-        os.fsync(f.fileno())
+            if getattr(getattr(exc, "response", None), "status_code", None) != 416:
+                raise
+            part.unlink()  # 416: the server says our partial is longer than its file; start over
+            writer = _get(part, asset, remote)
+    except Exception as exc:
+        raise _stopped(asset, remote, part, exc) from None
     sha = writer.hexdigest()
-    if writer.rewound:
+    if writer.rewound:  # the server sent the whole file again (it changed, or ignored Range)
         from .store import hash_file
 
         sha = hash_file(part)[0]
     size = part.stat().st_size
+    if remote.size is not None and size != remote.size:  # older clients do not check this themselves
+        raise _stopped(asset, remote, part, None)
+    if sha != remote.sha256:
+        with open(part, "rb") as f:
+            head = f.read(512)
+        if _is_web_page(asset, "", head):
+            part.unlink()
+            raise _web_page_error(
+                asset, remote, "a page starting with " + repr(head.lstrip()[:15].decode(errors="replace"))
+            )
     if remote.sha256 and sha != remote.sha256:
         part.unlink()
         raise IntegrityError(
             f"The download of '{asset.key}' from {remote.url} has sha256 {sha}, but {remote.sha256} "
             "was published/pinned for it. Nothing was stored or placed; the partial file is "
-            "deleted. Retry later; if it persists, the remote file or the manifest is wrong."
+            "deleted. Retry later; if it persists, the remote file or the manifest is wrong.",
+            key=asset.key,
+            url=remote.url,
         )
     return Staged(part, sha, size, "download")
+
+
+def _get(part: Path, asset: Asset, remote: Remote) -> HashingFile:
+    """One http_get into `part`, after the bytes already there (hashed once, first)."""
+    from huggingface_hub.file_download import http_get
+
+    headers = dict(remote.headers)
+    if remote.validator:
+        headers["If-Range"] = remote.validator  # a changed file comes whole (200); http_get then starts over
+    # With nothing to confirm a resume, the client must not retry with Range inside this run either.
+    retries: dict = {} if remote.validator or remote.sha256 else {"_nb_retries": 0}
+    digest = hashlib.sha256()
+    with open(part, "r+b" if part.exists() else "w+b") as f:
+        hash_stream(f, digest=digest)  # an interrupted download's bytes, hashed once; leaves f at the end
+        writer = HashingFile(f, digest)
+        try:
+            http_get(
+                remote.url,
+                cast(BinaryIO, writer),
+                resume_size=f.tell(),
+                headers=headers,
+                expected_size=remote.size,
+                displayed_filename=Path(asset.path).name,
+                **retries,
+            )
+        except BaseException:
+            writer.hexdigest()  # stop the hasher thread
+            if writer.rewound and not remote.sha256:
+                f.truncate(0)  # a newer version's bytes, under the name of the one we started with
+            raise
+        f.flush()
+        os.fsync(f.fileno())
+    return writer
+
+
+def _stopped(asset: Asset, remote: Remote, part: Path, exc: Exception | None) -> DownloadError:
+    """The error for a download that ended early; keeps the partial file only where a resume is safe."""
+    got = part.stat().st_size if part.exists() else 0
+    of = f" of {remote.size}" if remote.size is not None else ""
+    if exc is None or type(exc) is OSError:  # http_get's own length check: its advice is not reg's
+        why = " (the connection closed before the whole file arrived)"
+    else:
+        why = f" ({type(exc).__name__}: {exc})"
+    if remote.resumable and got:
+        then = f"Run `reg fetch {asset.key}` again to resume from there."
+    else:
+        part.unlink(missing_ok=True)
+        then = (
+            "The server gives no strong ETag, so a resume could splice two versions of the file: the "
+            f"partial file is deleted. Run `reg fetch {asset.key}` again to download it from the start."
+        )
+    return DownloadError(
+        f"The download of '{asset.key}' from {remote.url} ended after {got}{of} bytes{why}. "
+        f"Nothing was stored or placed. {then}",
+        key=asset.key,
+        url=remote.url,
+        path=part if part.exists() else None,
+    )
+
+
+def _is_web_page(asset: Asset, content_type: str, head: bytes) -> bool:
+    """An HTML Content-Type or file start, for an asset that is not itself a web page."""
+    if asset.path.lower().endswith((".html", ".htm")):
+        return False
+    head = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return content_type.lower().startswith("text/html") or head.startswith((b"<!doctype html", b"<html"))
+
+
+def _web_page_error(asset: Asset, remote: Remote, what: str) -> WebPageError:
+    return WebPageError(
+        f"{remote.url} returned a web page ({what}) instead of {asset.name} for '{asset.key}': most likely "
+        "a login, consent or error page. Nothing was stored or placed. Open the URL in a browser: if it "
+        f"asks you to log in or accept terms, download the file there and run `reg add FILE --as {asset.key}`; "
+        f"if it is an error page, fix the url of '{asset.key}' in {asset.manifest} (or the mirror set with "
+        "`reg config mirrors.<host>`).",
+        key=asset.key,
+        url=remote.url,
+    )
