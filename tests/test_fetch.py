@@ -41,7 +41,7 @@ path = "data/weights/web.ckpt"
 validator = "torch-ckpt"
 source = { url = "HUB/files/web/model.ckpt" }
 
-[assets."vendor/blob"]
+[assets."vendor.blob"]
 kind = "weights"
 pipeline = "cap4d"
 path = "data/weights/vendor.bin"
@@ -280,15 +280,15 @@ def test_key_with_a_slash_fetches_and_resumes(reg, hub):
 
     data = os.urandom(3 * CHUNK)
     hub.add("acme/models", "vendor.bin", data, cut_first=1, fail_after_cut=True)
-    failed = reg("fetch", "vendor/blob")
-    assert failed.exit_code == 1 and "Run `reg fetch vendor/blob` again to resume" in failed.stderr
+    failed = reg("fetch", "vendor.blob")
+    assert failed.exit_code == 1 and "Run `reg fetch vendor.blob` again to resume" in failed.stderr
     [part] = _parts(reg)  # one file in the temp folder, no folder made from the key
     assert part.is_file() and part.stat().st_size == CHUNK
     hub.heal()
     hub.requests.clear()
-    assert reg("fetch", "vendor/blob").exit_code == 0 and _gets(hub)[0][0] == f"bytes={CHUNK}-"
+    assert reg("fetch", "vendor.blob").exit_code == 0 and _gets(hub)[0][0] == f"bytes={CHUNK}-"
     assert (reg.pipeline_root("cap4d") / "data/weights/vendor.bin").read_bytes() == data
-    assert _state(reg, "vendor/blob") == "verified" and _parts(reg) == []
+    assert _state(reg, "vendor.blob") == "verified" and _parts(reg) == []
 
 
 def test_partial_longer_than_the_hub_file_starts_over(reg, hub):
