@@ -269,7 +269,10 @@ def scan(data: bytes, limits: Limits, start: int = 0) -> int:
 
     Refuses (ValidationError) more opcodes, deeper nesting, bigger containers, longer strings or
     bigger integers than `limits` allow. Nesting is tracked on a model of the unpickler's stack, so
-    a tuple nested two million deep is refused before anything builds (or hashes) it."""
+    a tuple nested two million deep is refused before anything builds (or hashes) it. A memoised
+    container that grows after being nested does not raise its parents' depth (propagating it would
+    make the scan quadratic); only lists and dicts can grow so, and Python never hashes them and
+    guards their repr and deallocation against deep recursion."""
     f = io.BytesIO(data)
     f.seek(start)
     stack: list[_Node] = []
