@@ -342,8 +342,9 @@ def _parse(files: list[Path]) -> Catalog:
 
 
 # --- the schema: one table of field -> type per section -----------------------------------
-# A type is str, int (never negative), a Literal (its choices), list[T], dict[K, T], a union,
-# or one of the marker types below; a Literal's values are the strings the dataclasses hold.
+# A type is str (no NUL), int (never negative), float, bool, a Literal (its choices), list[T],
+# dict[K, T], a union, or one of the marker types below. A bare `dict` (source, checks, steps,
+# versions) is a nested table that its own section's table checks next.
 
 
 class Key(str):
@@ -459,7 +460,7 @@ def _problem(value: Any, typ: Any) -> str | None:
             if p := _problem(k, args[0]):
                 return f"{_describe(typ)} (key {_show.repr(k)} is not {p})"
             if p := _problem(v, args[1]):
-                return f"{_describe(typ)} ({k} = {_show.repr(v)} is not {p})"
+                return f"{_describe(typ)} ({_show.repr(k)} = {_show.repr(v)} is not {p})"
         return None
     if isinstance(typ, types.UnionType):
         return None if any(_problem(value, t) is None for t in args) else _describe(typ)
