@@ -83,7 +83,7 @@ class HashingFile:
 
     WRITEBACK_EVERY = 64 << 20
 
-    def __init__(self, f, digest):
+    def __init__(self, f: BinaryIO, digest: Any) -> None:
         import queue
         import threading
 
