@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from reg.registry.errors import BlockedError, RegError
+from reg.registry.errors import BlockedError, RegError, VerifyFailedError
 
 from .format import format_result, format_status, format_summary
 
@@ -219,13 +219,28 @@ def derive(ctx, key, replace, link, as_json):
 @cli.command()
 @click.argument("keys", nargs=-1)
 @click.option("--full", is_flag=True, help="Rehash every file, not only those whose stat changed.")
+@click.option("--store", "store", is_flag=True, help="Check the store itself: every object against its name (fsck).")
 @json_option
 @click.pass_context
 @handles_errors
-def verify(ctx, keys, full, as_json):
+def verify(ctx, keys, full, store, as_json):
     """Check that every placed file is still the verified one."""
+    from reg.registry.verify import check_store
     from reg.registry.verify import verify as run_verify
 
+    if store:
+        problems = check_store(_registry(ctx), _progress_factory(as_json))
+        if as_json:
+            _emit_json([p.__dict__ for p in problems])
+        else:
+            for p in problems:
+                click.echo(f"{'repaired' if p.repaired else p.problem:10} {p.sha256}  {p.detail}")
+            click.echo("store ok" if not problems else f"{len(problems)} problem(s)")
+        if any(not p.repaired and p.problem != "unrecorded" for p in problems):
+            raise VerifyFailedError(
+                "The store has objects that are corrupt or missing and could not be repaired (listed above)."
+            )
+        return
     results = run_verify(_registry(ctx), list(keys), full, _progress_factory(as_json))
     bad = [r for r in results if r.state != "verified"]
     if as_json:

@@ -59,3 +59,55 @@ def _verify_one(reg, rec, full: bool, progress: Progress) -> VerifyResult:
     if rec.state != "changed":
         reg.state.record_check(rec.key, "changed", None, "changed", detail)
     return VerifyResult(rec.key, "changed", True, str(path), detail)
+
+
+@dataclass
+class StoreProblem:
+    sha256: str
+    problem: str  # corrupt | missing | unrecorded
+    detail: str
+    repaired: bool = False
+
+
+def check_store(reg, progress: Progress = null_progress) -> list[StoreProblem]:
+    """`reg verify --store` (fsck): every object's bytes against its name, every row against an object.
+
+    A corrupt or missing object is repaired from a placement on this machine whose bytes still
+    hash to the object's name; otherwise it is reported, and the placements that need it with it.
+    """
+    store = reg.store
+    sizes = reg.state.object_sizes()
+    problems: list[StoreProblem] = []
+    on_disk = (
+        {p.parent.name + p.name: p for p in (store.root / "sha256").glob("??/*") if p.is_file()}
+        if (store.root / "sha256").is_dir()
+        else {}
+    )
+    for sha, path in sorted(on_disk.items()):
+        with progress(path.stat().st_size, sha[:12]) as bar:
+            actual, _ = hash_file(path, bar.update)
+        if actual != sha:
+            problems.append(StoreProblem(sha, "corrupt", f"{path} holds sha256 {actual}"))
+        elif sha not in sizes:
+            problems.append(StoreProblem(sha, "unrecorded", f"{path} has no row (`reg gc` may remove it)"))
+    problems += [
+        StoreProblem(sha, "missing", f"{store.object_path(sha)} is gone") for sha in sorted(set(sizes) - set(on_disk))
+    ]
+    placements = reg.state.asset_records()
+    for p in problems:
+        if p.problem == "unrecorded":
+            continue
+        for rec in placements.values():
+            if rec.sha256 != p.sha256 or not Path(rec.placed_path).is_file():
+                continue
+            if hash_file(Path(rec.placed_path))[0] != p.sha256:
+                continue
+            store.object_path(p.sha256).unlink(missing_ok=True)
+            store.commit(store.stage_file(Path(rec.placed_path)))
+            p.repaired, p.detail = True, f"{p.detail}; repaired from {rec.placed_path}"
+            break
+        else:
+            users = [k for k, r in placements.items() if r.sha256 == p.sha256]
+            if users:
+                p.detail += f"; needed by {', '.join(users)}: `reg add` or `reg fetch` them again"
+    return problems

@@ -71,3 +71,18 @@ def test_symlinked_placement_is_verified_through_the_store(reg, tmp_path, flame_
     flame_dest.symlink_to(twin)  # someone re-pointed the link at a different inode
     code, results = reg.json("verify")
     assert results[0]["rehashed"] and results[0]["state"] == "verified"  # same bytes: still verified
+
+
+def test_verify_store_finds_corrupt_and_missing_objects_and_repairs_from_a_placement(reg, tmp_path, flame_dest):
+    _add_copy(reg, tmp_path)
+    obj = reg.objects()[0]
+    os.chmod(obj, 0o644)
+    obj.write_bytes(b"tampered")  # behind a copy placement, `verify --full` cannot see this
+    assert reg("verify", "--full").exit_code == 0
+    code, problems = reg.json("verify", "--store")
+    assert code == 0 and [(p["problem"], p["repaired"]) for p in problems] == [("corrupt", True)]
+    assert obj.read_bytes() == flame_dest.read_bytes()
+    obj.unlink()
+    flame_dest.unlink()  # no good copy left anywhere
+    result = reg("verify", "--store")
+    assert result.exit_code == 1 and "missing" in result.stdout and "flame2023" in result.stdout
