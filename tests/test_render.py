@@ -244,10 +244,10 @@ def test_render_all_continues_past_a_failure_and_resumes(toy, tmp_path):
 def test_promote_keeps_the_old_production_as_previous(toy, tmp_path):
     _add_inputs(toy, tmp_path)
     toy("render", "episode", "901", "--version", "v2")
-    assert toy("promote", "episode", "901", "v1").exit_code == 0
+    assert toy("promote", "episode", "901", "v1", "--force", "--note", "as the manifest says").exit_code == 0
     out = toy("promote", "episode", "901", "v2")
     assert "901 v1: previous" in out.stdout and "901 v2: production" in out.stdout
-    rows = {r["version"]: r for r in toy.json("versions", "episode", "901")[1]}
+    rows = {r["version"]: r for r in toy.json("versions", "episode", "901")[1]["versions"]}
     assert rows["v2"]["state"] == "production" and rows["v1"]["state"] == "previous"
     assert rows["v2"]["last_run"]["state"] == "succeeded"
     _, doc = toy.json("status")
