@@ -65,3 +65,25 @@ def test_log_json(reg, tmp_path):
     for _ in range(2):
         code, doc = reg.json("log", "1")
         assert code == 0 and doc["run"] == 1 and doc["state"] == "succeeded" and "$ " in doc["log"]
+
+
+def test_add_refuses_a_checkout_not_cloned_yet_and_git_clone_then_works(reg, tmp_path):
+    import subprocess
+
+    from factories import write_flame_downloaded
+
+    checkout = tmp_path / "later" / "cap4d"
+    assert reg("config", "pipelines.cap4d.root", checkout).exit_code == 0
+    pkl = write_flame_downloaded(tmp_path / "dl" / "flame2023_no_jaw.pkl")
+    for _ in range(2):
+        result = reg("add", pkl)
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert f"git clone https://github.com/felixtaubner/cap4d {checkout}" in result.stderr
+        assert "Nothing was stored" in result.stderr
+    assert not checkout.exists() and reg.objects() == []
+    bare = tmp_path / "cap4d.git"
+    subprocess.run(["git", "init", "-q", "--bare", bare], check=True)
+    subprocess.run(["git", "clone", "-q", bare, checkout], check=True, capture_output=True)
+    assert reg("add", pkl).exit_code == 0
+    assert (checkout / "data/assets/flame/flame2023_no_jaw.pkl").is_file()
+    assert reg("add", pkl).exit_code == 0  # twice: the same file again is fine
