@@ -14,9 +14,17 @@ from pathlib import Path
 
 import click
 
-from reg.registry.errors import BlockedError, RegError
+from reg.registry.errors import BlockedError, RegError, RenderFailedError
 
-from .format import format_result, format_status, format_summary
+from .format import (
+    format_ls,
+    format_result,
+    format_result_line,
+    format_show,
+    format_status,
+    format_summary,
+    source_line,
+)
 
 
 def _emit_json(data) -> None:
@@ -281,43 +289,25 @@ def check_env(ctx, pipelines, as_json):
 
 
 @cli.command(name="ls")
+@click.option("--missing", is_flag=True, help="Only assets not verified yet.")
+@click.option("--pipeline", metavar="P", help="Only this pipeline's assets.")
+@click.option(
+    "--state",
+    type=click.Choice(["verified", "unchecked", "unverified", "changed", "missing"]),
+    help="Only assets in this state.",
+)
 @json_option
 @click.pass_context
 @handles_errors
-def list_assets(ctx, as_json):
+def list_assets(ctx, missing, pipeline, state, as_json):
     """List catalogued assets with state, size, source and licence."""
-    from reg.registry.status import asset_states
+    from reg.registry.listing import asset_rows
 
-    reg = _registry(ctx)
-    states, lic = asset_states(reg), reg.state.licences()
-    rows = []
-    for key, a in reg.catalog.assets.items():
-        licence = None
-        if a.source.type == "gated":  # "acquired" is derived: the file is registered and verified
-            licence = (
-                "acquired"
-                if states[key]["state"] == "verified"
-                else getattr(lic.get(a.source.licence), "state", "not-requested")
-            )
-        rows.append(
-            {
-                "key": key,
-                "state": states[key]["state"],
-                "kind": a.kind,
-                "pipeline": a.pipeline,
-                "size": a.size,
-                "source": a.source.type,
-                "licence": licence,
-                "path": states[key]["path"],
-            }
-        )
+    rows = asset_rows(_registry(ctx), missing, pipeline, state)
     if as_json:
         _emit_json(rows)
         return
-    for r in rows:
-        extra = f" licence:{r['licence']}" if r["licence"] else ""
-        size = f"{r['size']:,} B" if r["size"] else "-"
-        click.echo(f"{r['key']:26} {r['state']:10} {r['kind']:10} {size:>14} {r['source']}{extra}")
+    click.echo(format_ls(rows))
 
 
 @cli.command()
@@ -384,19 +374,21 @@ def show(ctx, key, run_id, as_json):
     if as_json:
         _emit_json(data)
         return
-    for k, v in data.items():
-        if k == "environment" and isinstance(v, dict) and "packages" in v:
-            v = {**v, "packages": f"{len(v['packages'])} packages (--json lists them)"}
-        if k == "history":
-            click.echo("history:")
-            for e in v or [{"at": "-", "event": "none yet", "detail": ""}]:
-                click.echo(f"  {e['at']}  {e['event']}  {e['detail']}")
-        elif isinstance(v, dict):
-            click.echo(f"{k}:")
-            for kk, vv in v.items():
-                click.echo(f"  {kk}: {vv}")
-        else:
-            click.echo(f"{k}: {v}")
+    if isinstance(data.get("environment"), dict) and "packages" in data["environment"]:
+        env = data["environment"]
+        data["environment"] = {**env, "packages": f"{len(env['packages'])} packages (--json lists them)"}
+    if "asset" in data:  # text: the source as one line, the record's fields without their prefixes
+        asset = data.pop("asset")
+        lic = reg.catalog.licences.get(asset["source"]["licence"])
+        asset.pop("manifest")
+        data = {
+            "asset": asset.pop("key"),
+            **asset,
+            "source": source_line(data.pop("source"), lic.name if lic else ""),
+            **{k: v for k, v in data.items() if k != "record"},
+            **{k: (data.get("record") or {}).get(k) for k in ("link_mode", "verified_at")},
+        }
+    click.echo(format_show(data))
 
 
 def _fields(obj) -> dict:
@@ -498,18 +490,27 @@ def render(ctx, target, version, all_episodes, dry_run, force, timeout, as_json)
         )
     finally:
         close()
+    verbose = ctx.obj.get("verbose")
     for r in results:
         if as_json:
             _emit_jsonl({"event": "result", **_result_json(r)})
         else:
-            click.echo(format_result(r))
+            click.echo(format_result_line(r) if all_episodes and not verbose else format_result(r, verbose))
     if all_episodes and not as_json:
         click.echo(format_summary(results))
     states = {r.state for r in results}
     if states & {"failed", "timed-out", "cancelled", "skipped"}:
-        sys.exit(4)
+        failed = [r for r in results if r.state in ("failed", "timed-out", "cancelled", "skipped")]
+        raise _fail_after_output(
+            RenderFailedError(f"{len(failed)} of {len(results)} render(s) of {version} did not succeed (see above).")
+        )
     if "blocked" in states or (dry_run and any(not r.verdict.ok for r in results)):
-        sys.exit(BlockedError.exit_code)
+        blocked = [r for r in results if r.verdict and not r.verdict.ok]
+        raise _fail_after_output(
+            BlockedError(
+                f"{len(blocked)} of {len(results)} render(s) of {version} blocked; nothing was launched for them."
+            )
+        )
 
 
 def _emit_jsonl(event: dict) -> None:
