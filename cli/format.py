@@ -5,50 +5,90 @@ from __future__ import annotations
 import shlex
 
 
-def format_result(r) -> str:
-    """One render's outcome; for a dry run or a refusal, the plan and the gate's verdict."""
+def gate_reason(verdict) -> str:
+    """Why the gate refuses, in one line: the files first (by state), then the environment."""
+    files = [f"{b['asset']} ({b['state']})" for b in verdict.blockers if b["asset"]]
+    parts = []
+    if files:
+        more = f" and {len(files) - 4} more" if len(files) > 4 else ""
+        parts.append(f"{len(files)} input(s) not ready: {', '.join(files[:4])}{more}")
+    if verdict.problems:
+        parts.append(f"{len(verdict.problems)} environment problem(s)")
+    return "; ".join(parts)
+
+
+def format_result(r, verbose: bool = False) -> str:
+    """One render's outcome. A refusal says why first, then what unblocks it; the resolved plan
+    (commands, inputs with hashes) follows for a dry run (or -v), since that is what one asked for."""
     head = f"episode {r.episode} {r.version}"
     if r.state == "skipped":
         return f"{head}: skipped: {r.error}"
     lines = []
     if r.state in ("dry-run", "blocked"):
-        lines.append(f"{head} ({r.plan.pipeline.name}, checkout {r.plan.steps[0].cwd})")
-        for s in r.plan.steps:
-            lines.append(f"  step {s.name}:  {shlex.join(s.argv)}")
-            if s.outputs:
-                lines.append(f"    writes {', '.join(s.outputs)}")
-        lines.append("  inputs:")
-        states = {b["asset"]: b["state"] for b in r.verdict.blockers}
-        for k, sha in r.verdict.inputs.items():
-            lines.append(f"    {k:26} {sha or states.get(k, '?')}")
-        for problem in r.verdict.problems:
-            lines.append(f"  environment: {problem}")
-        if r.verdict.ok:
-            lines.append("  gate: every input present and verified; ready to render")
+        v = r.verdict
+        if v.ok:
+            lines.append(f"{head}: gate: every input present and verified; ready to render")
         else:
-            verb = "refused" if r.state == "blocked" else "would refuse"
-            lines.append(
-                f"  gate: {verb}; {len(r.verdict.blockers)} input(s) not verified, "
-                f"{len(r.verdict.problems)} environment problem(s)." + (" To unblock:" if r.verdict.actions else "")
-            )
-            for i, a in enumerate(r.verdict.actions, 1):
+            verb = "refused" if r.state == "blocked" else "would be refused"
+            lines.append(f"{head}: {verb}: {gate_reason(v)}.")
+        lines += [f"  warning: {w}" for w in v.warnings]
+        if not v.ok:
+            lines.append("To unblock:")
+            for i, a in enumerate(v.actions, 1):
                 lines += format_action(i, a, {})
+        if r.state == "dry-run" or verbose:
+            lines += _plan_lines(r)
+        else:
+            lines.append(f"(commands and inputs: reg render episode {r.episode} --version {r.version} --dry-run)")
         return "\n".join(lines)
+    warn = [f"  warning: {w}" for w in (r.verdict.warnings if r.verdict else [])]
     if r.state == "up-to-date":
         return f"{head} is up to date: run {r.previous_run} used the same commands, parameters and input bytes (--force to render again)"
     if r.state == "succeeded":
         lines.append(f"{head}: run {r.run_id} succeeded; {len(r.outputs)} output file(s) stored")
         lines += [f"  {path}  {sha}" for path, sha in r.outputs.items()]
-        return "\n".join(lines)
+        return "\n".join(lines + warn)
     return f"{head}: run {r.run_id} {r.state}: {r.error}\n  full log: reg log {r.run_id}"
 
 
+def _plan_lines(r) -> list[str]:
+    lines = [f"plan ({r.plan.pipeline.name}, checkout {r.plan.steps[0].cwd}):"]
+    for s in r.plan.steps:
+        lines.append(f"  step {s.name}:  {shlex.join(s.argv)}")
+        if s.outputs:
+            lines.append(f"    writes {', '.join(s.outputs)}")
+    lines.append("  inputs:")
+    states = {b["asset"]: b["state"] for b in r.verdict.blockers}
+    for k, sha in r.verdict.inputs.items():
+        lines.append(f"    {k:26} {sha or states.get(k, '?')}")
+    for problem in r.verdict.problems:
+        lines.append(f"  environment: {problem}")
+    return lines
+
+
+def format_result_line(r) -> str:
+    """`render --all`: one line per episode."""
+    head = f"episode {r.episode} {r.version}: "
+    if r.state in ("dry-run", "blocked"):
+        verb = "ready" if r.verdict.ok else ("blocked" if r.state == "blocked" else "would be blocked")
+        return head + verb + ("" if r.verdict.ok else f": {gate_reason(r.verdict)}")
+    if r.state == "up-to-date":
+        return head + f"up to date (run {r.previous_run})"
+    if r.state == "succeeded":
+        return head + f"succeeded (run {r.run_id}, {len(r.outputs)} output file(s))"
+    if r.state == "skipped":
+        return head + f"skipped: {r.error.splitlines()[0] if r.error else ''}"
+    return head + f"{r.state} (run {r.run_id}; reg log {r.run_id})"
+
+
 def format_summary(results) -> str:
-    rows = [f"{'episode':>8}  {'state':11} {'run':>5}  note"]
+    counts: dict[str, int] = {}
     for r in results:
-        note = r.error.splitlines()[0] if r.error else ""
-        rows.append(f"{r.episode:>8}  {r.state:11} {str(r.run_id or r.previous_run or '-'):>5}  {note}")
-    return "\n".join(rows)
+        counts[r.state] = counts.get(r.state, 0) + 1
+    text = f"{len(results)} episode(s): " + ", ".join(f"{n} {state}" for state, n in counts.items())
+    if counts.get("blocked") or counts.get("dry-run"):
+        text += "; `reg render episode N --version V --dry-run` shows one in full, `reg status` what to do"
+    return text
 
 
 def unblocks_phrase(unblocks: list[dict], states: dict) -> str:
@@ -95,7 +135,8 @@ def format_status(r: dict) -> str:
     states = {(v["episode"], v["version"]): v["state"] for v in r["versions"]}
     out = [
         f"registry {r['root']}",
-        f"{s['assets']} assets: {s['verified']} verified, {s['unverified']} unverified, {s['changed']} changed, "
+        f"{s['assets']} assets: {s['verified']} verified, {s['unchecked']} present, content unchecked, "
+        f"{s['unverified']} unverified, {s['changed']} changed, "
         f"{s['missing']} missing; {s['ready']} of {s['versions']} episode versions ready",
         "",
     ]
@@ -126,13 +167,104 @@ def format_status(r: dict) -> str:
         out.append(f"In production: episode {v['episode']} {v['version']} ({v['pipeline']}; {note})")
     out.append("Pipelines:")
     for p in r["pipelines"]:
-        env = p["environment"]["last_check"]
-        env_text = (
-            "environment not checked yet (reg env " + p["key"] + ")"
-            if env is None
-            else f"environment ok ({env['checked_at']})"
-            if not env["problems"]
-            else f"environment: {len(env['problems'])} problem(s) ({env['checked_at']})"
+        out.append(f"  {p['key']:16} {'ready' if p['ready'] else 'blocked':8} {pipeline_line(p)}")
+    return "\n".join(out)
+
+
+def pipeline_line(p: dict) -> str:
+    """What blocks a pipeline (its missing files first), then what is known of its environment."""
+    files = [f"{b['asset']} ({b['state']})" for b in p["blockers"] if b["asset"]]
+    shown = ", ".join(files[:4]) + (f" and {len(files) - 4} more" if len(files) > 4 else "")
+    env = p["environment"]["last_check"]
+    env_text = (
+        f"environment not checked yet (reg env {p['key']})"
+        if env is None
+        else f"environment ok ({env['checked_at']})"
+        if not env["problems"]
+        else f"environment: {len(env['problems'])} problem(s) ({env['checked_at']}): {env['problems'][0]}"
+    )
+    return f"needs {shown}; {env_text}" if files else env_text
+
+
+def source_line(src: dict, licence_name: str = "") -> str:
+    """An asset's source as a person says it: "gated: FLAME licence, FLAME2023.zip"."""
+    t = src["type"]
+    if t == "gated":
+        return f"gated: {(licence_name or src['licence']).split(' (')[0]} licence" + (
+            f", {src['archive']}" if src["archive"] else ""
         )
-        out.append(f"  {p['key']:16} {'ready' if p['ready'] else 'blocked':8} {env_text}")
+    if t == "huggingface":
+        rev = f" @ {src['revision']}" if src["revision"] not in ("", "main") else ""
+        return f"huggingface: {src['repo']}/{src['file']}{rev}"
+    if t == "url":
+        return f"url: {src['url']}"
+    if t == "owner":
+        return f"owner provides: {src['hint']}"
+    if t == "derived":
+        how = f" by `{shlex.join(src['command'])}`" if src["command"] else ""
+        return f"derived from {', '.join(src['inputs'])}{how}"
+    return t
+
+
+def _plain(v) -> str | None:
+    """A value as text; None for nothing to say (None, empty)."""
+    if v is None or v == "" or v == () or v == [] or v == {}:
+        return None
+    if isinstance(v, list | tuple):
+        return ", ".join(str(x) for x in v)
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int) and not isinstance(v, bool) and v > 9999:
+        return f"{v:,}"
+    return str(v)
+
+
+def format_show(data: dict) -> str:
+    """`reg show`: labelled lines, commands as shell lines, nested records indented, nothing empty."""
+    lines = []
+
+    def emit(key, v, indent):
+        pad = "  " * indent
+        if key == "history":
+            lines.append(f"{pad}history:")
+            for e in v or [{"at": "-", "event": "none yet", "detail": ""}]:
+                lines.append(f"{pad}  {e['at']}  {e['event']}  {e['detail']}".rstrip())
+        elif key == "commands" and isinstance(v, list):
+            lines.append(f"{pad}commands:")
+            for c in v:
+                env = " ".join(f"{k}={shlex.quote(str(x))}" for k, x in (c.get("env") or {}).items())
+                lines.append(f"{pad}  [{c['step']}] (cd {shlex.quote(c['cwd'])} && {shlex.join(c['argv'])})")
+                if env:
+                    lines.append(f"{pad}    env: {env}")
+        elif isinstance(v, dict):
+            if not v:
+                return
+            lines.append(f"{pad}{key}:")
+            for kk, vv in v.items():
+                emit(kk, vv, indent + 1)
+        elif (text := _plain(v)) is not None:
+            lines.append(f"{pad}{key}: {text}")
+
+    for k, v in data.items():
+        emit(k, v, 0)
+    return "\n".join(lines)
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return "-"
+
+
+def format_ls(rows: list[dict]) -> str:
+    if not rows:
+        return "no assets match"
+    out = [f"{'KEY':26} {'STATE':10} {'KIND':10} {'SIZE':>10}  SOURCE"]
+    for r in rows:
+        extra = f" (licence {r['licence']})" if r["licence"] else ""
+        out.append(f"{r['key']:26} {r['state']:10} {r['kind']:10} {human_size(r['size']):>10}  {r['source']}{extra}")
     return "\n".join(out)

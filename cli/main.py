@@ -14,9 +14,17 @@ from pathlib import Path
 
 import click
 
-from reg.registry.errors import BlockedError, RegError, VerifyFailedError
+from reg.registry.errors import BlockedError, RegError, RenderFailedError, VerifyFailedError
 
-from .format import format_result, format_status, format_summary
+from .format import (
+    format_ls,
+    format_result,
+    format_result_line,
+    format_show,
+    format_status,
+    format_summary,
+    source_line,
+)
 
 
 def _emit_json(data) -> None:
@@ -33,13 +41,47 @@ def handles_errors(fn):
         try:
             return fn(*args, **kwargs)
         except RegError as exc:
-            if kwargs.get("as_json"):
+            if kwargs.get("as_json") and not getattr(exc, "after_output", False):
                 _emit_json(exc.to_json())
             else:
                 click.echo(f"error: {exc}", err=True)  # one paragraph; the terminal wraps it
             sys.exit(exc.exit_code)
 
     return wrapper
+
+
+def _fail_after_output(exc: RegError) -> RegError:
+    """An error raised once the report is printed: --json output stays one document (the message goes to stderr)."""
+    exc.after_output = True  # type: ignore[attr-defined]
+    return exc
+
+
+def _say(ctx, text: str) -> None:
+    """Informational lines, silenced by -q (data and errors are always printed)."""
+    if not (ctx.find_root().obj or {}).get("quiet"):
+        click.echo(text)
+
+
+def _completion_registry(ctx):
+    from reg.registry.root import Registry, find_root
+
+    return Registry(find_root(ctx.find_root().params.get("root")))
+
+
+def _complete_keys(ctx, param, incomplete: str):
+    """Shell completion of asset keys (and licence keys) from the catalog; silent on any error."""
+    try:
+        catalog = _completion_registry(ctx).catalog
+        return sorted(k for k in [*catalog.assets, *catalog.licences] if k.startswith(incomplete))
+    except Exception:
+        return []
+
+
+def _complete_episodes(ctx, param, incomplete: str):
+    try:
+        return sorted((k for k in _completion_registry(ctx).catalog.episodes if k.startswith(incomplete)), key=len)
+    except Exception:
+        return []
 
 
 def _emit_results(results, as_json: bool) -> None:
@@ -84,11 +126,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="reg", message="reg %(version)s")
 @click.option("--root", envvar=None, help="Registry root (default: $REG_HOME, nearest .reg/, per-user data dir).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only data, problems and errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Print more detail (e.g. every episode of `render --all`).")
 @click.pass_context
-def cli(ctx, root):
+def cli(ctx, root, quiet, verbose):
     """reg: asset and model registry for talking-head render pipelines."""
     ctx.ensure_object(dict)
-    ctx.obj["root"] = root
+    ctx.obj.update(root=root, quiet=quiet, verbose=verbose and not quiet)
 
 
 @cli.command()
@@ -289,43 +333,25 @@ def check_env(ctx, pipelines, as_json):
 
 
 @cli.command(name="ls")
+@click.option("--missing", is_flag=True, help="Only assets not verified yet.")
+@click.option("--pipeline", metavar="P", help="Only this pipeline's assets.")
+@click.option(
+    "--state",
+    type=click.Choice(["verified", "unchecked", "unverified", "changed", "missing"]),
+    help="Only assets in this state.",
+)
 @json_option
 @click.pass_context
 @handles_errors
-def list_assets(ctx, as_json):
+def list_assets(ctx, missing, pipeline, state, as_json):
     """List catalogued assets with state, size, source and licence."""
-    from reg.registry.status import asset_states
+    from reg.registry.listing import asset_rows
 
-    reg = _registry(ctx)
-    states, lic = asset_states(reg), reg.state.licences()
-    rows = []
-    for key, a in reg.catalog.assets.items():
-        licence = None
-        if a.source.type == "gated":  # "acquired" is derived: the file is registered and verified
-            licence = (
-                "acquired"
-                if states[key]["state"] == "verified"
-                else getattr(lic.get(a.source.licence), "state", "not-requested")
-            )
-        rows.append(
-            {
-                "key": key,
-                "state": states[key]["state"],
-                "kind": a.kind,
-                "pipeline": a.pipeline,
-                "size": a.size,
-                "source": a.source.type,
-                "licence": licence,
-                "path": states[key]["path"],
-            }
-        )
+    rows = asset_rows(_registry(ctx), missing, pipeline, state)
     if as_json:
         _emit_json(rows)
         return
-    for r in rows:
-        extra = f" licence:{r['licence']}" if r["licence"] else ""
-        size = f"{r['size']:,} B" if r["size"] else "-"
-        click.echo(f"{r['key']:26} {r['state']:10} {r['kind']:10} {size:>14} {r['source']}{extra}")
+    click.echo(format_ls(rows))
 
 
 @cli.command()
@@ -392,19 +418,21 @@ def show(ctx, key, run_id, as_json):
     if as_json:
         _emit_json(data)
         return
-    for k, v in data.items():
-        if k == "environment" and isinstance(v, dict) and "packages" in v:
-            v = {**v, "packages": f"{len(v['packages'])} packages (--json lists them)"}
-        if k == "history":
-            click.echo("history:")
-            for e in v or [{"at": "-", "event": "none yet", "detail": ""}]:
-                click.echo(f"  {e['at']}  {e['event']}  {e['detail']}")
-        elif isinstance(v, dict):
-            click.echo(f"{k}:")
-            for kk, vv in v.items():
-                click.echo(f"  {kk}: {vv}")
-        else:
-            click.echo(f"{k}: {v}")
+    if isinstance(data.get("environment"), dict) and "packages" in data["environment"]:
+        env = data["environment"]
+        data["environment"] = {**env, "packages": f"{len(env['packages'])} packages (--json lists them)"}
+    if "asset" in data:  # text: the source as one line, the record's fields without their prefixes
+        asset = data.pop("asset")
+        lic = reg.catalog.licences.get(asset["source"]["licence"])
+        asset.pop("manifest")
+        data = {
+            "asset": asset.pop("key"),
+            **asset,
+            "source": source_line(data.pop("source"), lic.name if lic else ""),
+            **{k: v for k, v in data.items() if k != "record"},
+            **{k: (data.get("record") or {}).get(k) for k in ("link_mode", "verified_at")},
+        }
+    click.echo(format_show(data))
 
 
 def _fields(obj) -> dict:
@@ -506,18 +534,27 @@ def render(ctx, target, version, all_episodes, dry_run, force, timeout, as_json)
         )
     finally:
         close()
+    verbose = ctx.obj.get("verbose")
     for r in results:
         if as_json:
             _emit_jsonl({"event": "result", **_result_json(r)})
         else:
-            click.echo(format_result(r))
+            click.echo(format_result_line(r) if all_episodes and not verbose else format_result(r, verbose))
     if all_episodes and not as_json:
         click.echo(format_summary(results))
     states = {r.state for r in results}
     if states & {"failed", "timed-out", "cancelled", "skipped"}:
-        sys.exit(4)
+        failed = [r for r in results if r.state in ("failed", "timed-out", "cancelled", "skipped")]
+        raise _fail_after_output(
+            RenderFailedError(f"{len(failed)} of {len(results)} render(s) of {version} did not succeed (see above).")
+        )
     if "blocked" in states or (dry_run and any(not r.verdict.ok for r in results)):
-        sys.exit(BlockedError.exit_code)
+        blocked = [r for r in results if r.verdict and not r.verdict.ok]
+        raise _fail_after_output(
+            BlockedError(
+                f"{len(blocked)} of {len(results)} render(s) of {version} blocked; nothing was launched for them."
+            )
+        )
 
 
 def _emit_jsonl(event: dict) -> None:
@@ -628,16 +665,22 @@ def _run(reg, run_id: int):
 @cli.command()
 @click.argument("run_id", type=int)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing as the running render writes.")
+@json_option
 @click.pass_context
 @handles_errors
-def log(ctx, run_id, follow):
+def log(ctx, run_id, follow, as_json):
     """Print a run's log (its steps' combined output)."""
     import time
 
     reg = _registry(ctx)
-    path = Path(_run(reg, run_id).run_dir) / "log.txt"
+    run = _run(reg, run_id)
+    path = Path(run.run_dir) / "log.txt"
     if not path.exists():
         raise RegError(f"Run {run_id} has no log at {path} (it never started a step, or the run folder was removed).")
+    if as_json:
+        text = path.read_text(errors="replace")
+        _emit_json({"run": run_id, "state": run.state, "path": str(path), "log": text})
+        return
     with open(path, "rb") as f:
         while True:
             chunk = f.read(1 << 16)
@@ -650,55 +693,87 @@ def log(ctx, run_id, follow):
             time.sleep(0.2)
 
 
-@cli.command()
+def _episode_target(what: str, usage: str) -> None:
+    if what != "episode":
+        raise click.UsageError(usage)
+
+
+def _promotion_json(p) -> dict:
+    return {"episode": p.episode, "version": p.version, "action": p.action, "changes": p.changes, "entry": p.entry}
+
+
+def _echo_promotion(p, as_json: bool) -> None:
+    if as_json:
+        _emit_json(_promotion_json(p))
+    elif p.action == "unchanged":
+        click.echo(f"episode {p.episode} {p.version} is already in production; nothing changed")
+    else:
+        for v, state in sorted(p.changes.items()):
+            click.echo(f"episode {p.episode} {v}: {state}")
+
+
+@cli.command(short_help="Make a version production (it must have rendered here, or --force --note).")
 @click.argument("what")
-@click.argument("episode")
+@click.argument("episode", shell_complete=_complete_episodes)
 @click.argument("version")
+@click.option("--force", is_flag=True, help="Promote a version with no successful run here (needs --note).")
+@click.option("--note", default="", help="Why; kept in the production history.")
+@json_option
 @click.pass_context
 @handles_errors
-def promote(ctx, what, episode, version):
-    """`promote episode 11 v8`: make v8 production; the previous production version is kept as previous."""
+def promote(ctx, what, episode, version, force, note, as_json):
+    """`promote episode 11 v8`: make v8 production; the production version so far becomes previous.
+
+    Refused for a version with no successful render on this registry unless --force --note TEXT.
+    Promoting back (v7 after v8) restores v8's earlier state; every promotion is kept in the
+    history that `reg versions episode 11` shows."""
     from reg.runner.render import promote as run_promote
 
-    if what != "episode":
-        raise click.UsageError("say `reg promote episode N VERSION`")
-    for (ep, v), state in sorted(run_promote(_registry(ctx), episode, version).items()):
-        click.echo(f"episode {ep} {v}: {state}")
+    _episode_target(what, "say `reg promote episode N VERSION`")
+    _echo_promotion(run_promote(_registry(ctx), episode, version, force=force, note=note), as_json)
 
 
-@cli.command()
+@cli.command(short_help="Put back the version the last promotion replaced.")
 @click.argument("what")
-@click.argument("episode")
+@click.argument("episode", shell_complete=_complete_episodes)
+@click.option("--note", default="", help="Why; kept in the production history.")
+@json_option
+@click.pass_context
+@handles_errors
+def rollback(ctx, what, episode, note, as_json):
+    """`rollback episode 11`: the version in production before the last promotion is production again."""
+    from reg.runner.render import rollback as run_rollback
+
+    _episode_target(what, "say `reg rollback episode N`")
+    _echo_promotion(run_rollback(_registry(ctx), episode, note), as_json)
+
+
+@cli.command(short_help="An episode's versions, their state and last run, and the production history.")
+@click.argument("what")
+@click.argument("episode", shell_complete=_complete_episodes)
 @json_option
 @click.pass_context
 @handles_errors
 def versions(ctx, what, episode, as_json):
-    """`versions episode 11`: each version with its state and last run."""
-    from reg.runner.render import effective_state
+    """`versions episode 11`: each version with its state and last run, then every promotion."""
+    from reg.runner.render import version_report
 
-    if what != "episode":
-        raise click.UsageError("say `reg versions episode N`")
-    reg = _registry(ctx)
-    ep = reg.catalog.episode(episode)
-    all_runs = _run_records(reg).runs(ep.key)
-    rows = []
-    for v in ep.versions.values():
-        last = next((r for r in reversed(all_runs) if r.version == v.version), None)
-        rows.append(
-            {
-                "version": v.version,
-                "pipeline": v.pipeline,
-                "state": effective_state(reg, ep.key, v.version),
-                "last_run": _run_summary(last) if last else None,
-                "note": v.note,
-            }
-        )
+    _episode_target(what, "say `reg versions episode N`")
+    report = version_report(_registry(ctx), episode)
+    for row in report["versions"]:
+        row["last_run"] = _run_summary(row["last_run"]) if row["last_run"] else None
     if as_json:
-        _emit_json(rows)
+        _emit_json(report)
         return
-    for r in rows:
+    click.echo(f"{'version':8} {'state':10} {'pipeline':12} last run")
+    for r in report["versions"]:
         last = f"run {r['last_run']['id']} {r['last_run']['state']}" if r["last_run"] else "never rendered here"
-        click.echo(f"{r['version']:5} {r['state']:10} {r['pipeline']:12} {last}  {r['note']}")
+        click.echo(f"{r['version']:8} {r['state']:10} {r['pipeline']:12} {last}  {r['note']}".rstrip())
+    click.echo("production history:" if report["history"] else "production history: none on this registry")
+    for h in report["history"]:
+        note = f"  ({h['note']})" if h["note"] else ""
+        forced = " forced" if h.get("forced") else ""
+        click.echo(f"  {h['at']}  {h['action']}{forced} {h['version']} (was {h['from'] or 'none'}){note}")
 
 
 def main():

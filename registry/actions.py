@@ -44,7 +44,7 @@ def action_for(reg, asset: Asset, state: str, path: str, licences: dict, gates: 
         }
     src = asset.source
     if src.type == "derived":
-        pending = [k for k in src.inputs if states[k]["state"] != "verified"]
+        pending = [k for k in src.inputs if states[k]["state"] not in ("verified", "unchecked")]
         if pending:  # what blocks the input blocks this file too; deriving comes after
             first = reg.catalog.assets[pending[0]]
             return action_for(

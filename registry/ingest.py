@@ -15,7 +15,7 @@ from typing import Protocol
 
 from . import archives, validators
 from .catalog import Asset
-from .errors import IntegrityError
+from .errors import IntegrityError, RegError
 from .store import Fingerprint, Staged, check_placement, hash_file, place, same_file
 
 
@@ -85,6 +85,7 @@ def store_and_place(
         _check_integrity(cand, staged, sha256, replace, registered.get(cand.asset.key))
         checked.append((cand, staged, validators.check(staged.path, cand.asset, cand.source)))
     for cand, staged, _ in checked:
+        _check_checkout(reg, cand.asset)
         dest = reg.placement_path(cand.asset)
         if not (origin and same_file(origin, dest)) and not _holds(
             dest, reg.store.object_path(staged.sha256), staged.sha256
@@ -94,6 +95,25 @@ def store_and_place(
         _commit_and_place(reg, origin, cand, staged, summary, link, replace, progress, registered.get(cand.asset.key))
         for cand, staged, summary in checked
     ]
+
+
+def _check_checkout(reg, asset: Asset) -> None:
+    """Placing into a pipeline checkout that is not there would create its folder, and the user's
+    `git clone` then fails ("destination path already exists"): refuse before anything is stored."""
+    if not asset.pipeline or os.path.isabs(os.path.expanduser(asset.path)):
+        return
+    root = reg.pipeline_root(asset.pipeline)
+    if root.is_dir():
+        return
+    p = reg.catalog.pipelines[asset.pipeline]
+    clone = f"`git clone {p.repo} {root}`" if p.repo else f"clone {p.name} into {root}"
+    raise RegError(
+        f"The {p.name} checkout {root} does not exist, so {asset.key} has nowhere to go (reg does not create "
+        f"the folder: `git clone` would then refuse it). Clone it first: {clone}, or point reg at your "
+        f"checkout with `reg config pipelines.{p.key}.root PATH`, then run this again. Nothing was stored or placed.",
+        key=asset.key,
+        path=root,
+    )
 
 
 def stage(reg, file: Path, member: str | None, progress: Progress) -> Staged:

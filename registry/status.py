@@ -21,11 +21,20 @@ from .state import EnvironmentCheck
 from .store import Fingerprint
 
 SCHEMA = "reg.status/1"
-AssetState = Literal["verified", "unverified", "changed", "missing"]
+AssetState = Literal["verified", "unchecked", "unverified", "changed", "missing"]
+# Present and usable: "unchecked" is a registered file whose content nothing can check (validator
+# "none", no sha256 pinned in the catalog, no content checks). It does not block a render (the gate
+# warns and the run records it), but it is not counted as verified.
+PRESENT = ("verified", "unchecked")
+
+
+def content_unchecked(asset) -> bool:
+    """Nothing checks what this asset holds: any bytes at all would be accepted as it."""
+    return asset.validator == "none" and not asset.sha256 and not asset.checks
 
 
 def asset_states(reg, keys: Iterable[str] | None = None) -> dict[str, dict]:
-    """key -> {state, path, sha256}; state is verified | changed | missing | unverified."""
+    """key -> {state, path, sha256}; state is verified | unchecked | changed | missing | unverified."""
     recs = reg.state.placements()
     assets = reg.catalog.assets
     out = {}
@@ -45,6 +54,8 @@ def asset_states(reg, keys: Iterable[str] | None = None) -> dict[str, dict]:
             state = "changed"
         else:
             state = rec[1]
+            if state == "verified" and content_unchecked(assets[key]):
+                state = "unchecked"
         out[key] = {"state": state, "path": path, "sha256": rec[0] if rec else None}
     return out
 
@@ -89,7 +100,7 @@ def _collect_actions(reg, states: dict[str, dict], keys: Iterable[str]) -> tuple
     blocker_action: dict[str, str] = {}
     for key in keys:
         info = states[key]
-        if info["state"] == "verified":
+        if info["state"] in PRESENT:
             continue
         asset = catalog.assets[key]
         aid, body = action_for(reg, asset, info["state"], info["path"], licences, gates, states)
@@ -150,7 +161,7 @@ def build_status(reg, version_overrides: dict[tuple[str, str], str] | None = Non
         out = [
             {"asset": k, "state": states[k]["state"], "action": blocker_action[k]}
             for k in keys
-            if states[k]["state"] != "verified"
+            if states[k]["state"] not in PRESENT
         ]
         if pipeline in env_broken:  # known from the last check; an unchecked environment blocks nothing
             out.append({"asset": None, "state": "environment", "action": f"environment:{pipeline}"})
@@ -212,7 +223,7 @@ def build_status(reg, version_overrides: dict[tuple[str, str], str] | None = Non
         "root": str(reg.root),
         "summary": {
             "assets": len(states),
-            **{s: counts[s] for s in ("verified", "unverified", "changed", "missing")},
+            **{s: counts[s] for s in ("verified", "unchecked", "unverified", "changed", "missing")},
             "versions": len(versions),
             "ready": sum(v["ready"] for v in versions),
             "blocked": sum(not v["ready"] for v in versions),

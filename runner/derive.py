@@ -37,7 +37,7 @@ def derive(
         raise RegError(f"'{key}' is not a derived asset (its source is {src.type}); `reg status` says how to get it.")
     verify(reg, list(src.inputs))
     states = asset_states(reg)
-    pending = [k for k in src.inputs if states[k]["state"] != "verified"]
+    pending = [k for k in src.inputs if states[k]["state"] not in ("verified", "unchecked")]
     if pending:
         raise BlockedError(
             f"'{key}' is made from {', '.join(pending)}, which is not verified yet. Get it first "

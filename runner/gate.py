@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reg.registry.catalog import Pipeline
-from reg.registry.status import interpreter_fingerprint, python_of
+from reg.registry.status import PRESENT, interpreter_fingerprint, python_of
 
 from . import execute
 from .plan import Plan
@@ -19,6 +19,7 @@ class GateVerdict:
     actions: list[dict] = field(default_factory=list)  # the status actions that clear them, same wording
     problems: list[str] = field(default_factory=list)  # checkout, venv, packages, binaries
     environment: dict = field(default_factory=dict)  # facts about the venv and machine (the run records them)
+    warnings: list[str] = field(default_factory=list)  # inputs used as they are, content unchecked
 
 
 def check(reg, plan: Plan) -> GateVerdict:
@@ -28,7 +29,8 @@ def check(reg, plan: Plan) -> GateVerdict:
 
     verify(reg, plan.inputs)
     states, blockers, actions = blockers_of(reg, plan.inputs)
-    inputs = {k: states[k]["sha256"] if states[k]["state"] == "verified" else None for k in plan.inputs}
+    inputs = {k: states[k]["sha256"] if states[k]["state"] in PRESENT else None for k in plan.inputs}
+    unchecked = [k for k in plan.inputs if states[k]["state"] == "unchecked"]
     problems, facts = environment(reg, plan.pipeline)
     if problems:
         from reg.registry.actions import environment_action
@@ -36,7 +38,14 @@ def check(reg, plan: Plan) -> GateVerdict:
 
         blockers.append({"asset": None, "state": "environment", "action": f"environment:{plan.pipeline.key}"})
         actions.append(environment_action(plan.pipeline, EnvironmentCheck(now(), problems, "")))
-    return GateVerdict(not blockers, inputs, blockers, actions, problems, facts)
+    warnings = [
+        f"{k} is present but its content is unchecked (no validator, no sha256 in the catalog): any file "
+        "at that path is accepted"
+        for k in unchecked
+    ]
+    if unchecked:
+        facts = {**facts, "unchecked_inputs": unchecked}  # the run records what nothing vouched for
+    return GateVerdict(not blockers, inputs, blockers, actions, problems, facts, warnings)
 
 
 def environment(reg, p: Pipeline) -> tuple[list[str], dict]:

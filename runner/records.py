@@ -127,6 +127,35 @@ class RunRecords:
         with self.engine.connect() as c:
             return {(r[0], r[1]): r[2] for r in c.execute(text("SELECT episode, version, state FROM version_states"))}
 
+    def record_production(self, episode: str, changes: dict[str, str], entry: dict) -> None:
+        """New version states and one production-history line, in one transaction.
+
+        The history is append-only events (subject `production:EPISODE`, detail the JSON entry):
+        `reg versions` shows it, and a rollback reads the states a promotion replaced from it."""
+        import json
+
+        from reg.registry.models import Event, VersionState
+
+        t = now()
+        with self._session() as s, s.begin():
+            for version, state in changes.items():
+                s.merge(VersionState(episode=episode, version=version, state=state, changed_at=t))
+            s.add(
+                Event(
+                    subject=f"production:{episode}", event=entry["action"], sha256=None, detail=json.dumps(entry), at=t
+                )
+            )
+
+    def production_history(self, episode: str) -> list[dict]:
+        """Every promotion and rollback of an episode, oldest first: {at, action, version, from, note, ...}."""
+        import json
+
+        with self.engine.connect() as c:
+            rows = c.execute(
+                text("SELECT at, detail FROM events WHERE subject = :s ORDER BY id"), {"s": f"production:{episode}"}
+            ).all()
+        return [{"at": str(at)[:19].replace(" ", "T"), **json.loads(detail)} for at, detail in rows]
+
     def set_version_states(self, changes: dict[tuple[str, str], str], note: str = "") -> None:
         from reg.registry.models import Event, VersionState
 

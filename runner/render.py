@@ -171,15 +171,105 @@ def effective_state(reg, episode: str, version: str, overrides: dict | None = No
     return overrides.get((str(episode), version), reg.catalog.episodes[str(episode)].versions[version].state)
 
 
-def promote(reg, episode: str, version: str) -> dict[tuple[str, str], str]:
-    """Make a version production; the version(s) in production so far become previous."""
-    find_version(reg, episode, version)
-    overrides = RunRecords(reg.engine).version_states()
-    changes = {
-        (str(episode), v): "previous"
-        for v in reg.catalog.episodes[str(episode)].versions
-        if v != version and effective_state(reg, episode, v, overrides) == "production"
+@dataclass
+class Promotion:
+    episode: str
+    version: str
+    action: str  # promote | rollback | unchanged
+    changes: dict[str, str]  # version -> new state
+    entry: dict  # the production-history line recorded
+
+
+def promote(
+    reg, episode: str, version: str, *, force: bool = False, note: str = "", action: str = "promote"
+) -> Promotion:
+    """Make a version production. The one in production so far becomes previous, except when it is
+    the version that replaced `version` (going back): then it gets back the state it had before it
+    was promoted, so a promote-and-back leaves every state as it was.
+
+    Production must be earned here: a version with no successful run on this registry is refused
+    unless `force` with a `note` saying why (a version that was production before needs neither)."""
+    from reg.registry.errors import BlockedError, RegError
+
+    ep = str(find_version(reg, episode, version).episode)
+    records = RunRecords(reg.engine)
+    overrides = records.version_states()
+    before = {v: effective_state(reg, ep, v, overrides) for v in reg.catalog.episodes[ep].versions}
+    current = [v for v, st in before.items() if st == "production" and v != version]
+    if before[version] == "production" and not current:
+        return Promotion(ep, version, "unchanged", {}, {})
+    if force and not note:
+        raise RegError("--force needs --note TEXT saying why; it is kept in the production history.")
+    rendered = any(r.state == "succeeded" for r in records.runs(ep, version))
+    if not rendered and before[version] != "previous" and not force:
+        raise BlockedError(
+            f"Episode {ep} {version} has no successful render on this registry ({reg.root}), so nothing "
+            f"shows it works. Render it first (`reg render episode {ep} --version {version}`), or promote it "
+            f'anyway with `reg promote episode {ep} {version} --force --note "why"` (the note is kept in '
+            "the production history).",
+            episode=ep,
+            version=version,
+        )
+    history = records.production_history(ep)
+    changes = {}
+    for v in current:
+        last = next((h for h in reversed(history) if h["version"] == v), None)
+        going_back = last is not None and last.get("from") == version
+        changes[v] = last["before"].get(v, "previous") if going_back else "previous"
+    changes[version] = "production"
+    entry = {
+        "action": action,
+        "version": version,
+        "from": current[0] if current else None,
+        "note": note or "",
+        "forced": bool(force and not rendered),
+        "before": {v: before[v] for v in changes},
     }
-    changes[(str(episode), version)] = "production"
-    RunRecords(reg.engine).set_version_states(changes)
-    return changes
+    records.record_production(ep, changes, entry)
+    return Promotion(ep, version, action, changes, entry)
+
+
+def rollback(reg, episode: str, note: str = "") -> Promotion:
+    """Put back the version the last promotion replaced; the replacing one gets its earlier state."""
+    from reg.registry.errors import RegError
+
+    ep = reg.catalog.episodes.get(str(episode))
+    if ep is None:
+        raise RegError(f"No episode {episode} in the catalog (episodes: {', '.join(reg.catalog.episodes)}).")
+    overrides = RunRecords(reg.engine).version_states()
+    production = [v for v in ep.versions if effective_state(reg, ep.key, v, overrides) == "production"]
+    history = RunRecords(reg.engine).production_history(ep.key)
+    last = next(
+        (h for h in reversed(history) if h["action"] == "promote" and h["version"] in production and h["from"]), None
+    )
+    if last is None:
+        raise RegError(
+            f"Episode {ep.key} has no promotion on this registry to roll back (`reg versions episode {ep.key}` "
+            f"shows its history). Promote a version explicitly: `reg promote episode {ep.key} VERSION`."
+        )
+    return promote(reg, ep.key, last["from"], note=note, action="rollback")
+
+
+def version_report(reg, episode: str) -> dict:
+    """`reg versions`: each version's state and last run here, and the production history."""
+    from reg.registry.errors import RegError
+
+    ep = reg.catalog.episodes.get(str(episode))
+    if ep is None:
+        raise RegError(f"No episode {episode} in the catalog (episodes: {', '.join(reg.catalog.episodes)}).")
+    records = RunRecords(reg.engine)
+    all_runs = records.runs(ep.key)
+    overrides = records.version_states()
+    rows = []
+    for v in ep.versions.values():
+        last = next((r for r in reversed(all_runs) if r.version == v.version), None)
+        rows.append(
+            {
+                "version": v.version,
+                "pipeline": v.pipeline,
+                "state": effective_state(reg, ep.key, v.version, overrides),
+                "last_run": last,
+                "note": v.note,
+            }
+        )
+    return {"episode": ep.key, "versions": rows, "history": records.production_history(ep.key)}

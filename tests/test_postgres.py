@@ -159,5 +159,5 @@ def test_render_lock_runs_and_promotion_on_postgres(pg_reg, tmp_path):
     runs = reg.json("runs")[1]
     assert [(r["version"], r["state"]) for r in runs] == [("v2", "succeeded")]
     assert reg("promote", "episode", "700", "v2").exit_code == 0
-    rows = {r["version"]: r["state"] for r in reg.json("versions", "episode", "700")[1]}
+    rows = {r["version"]: r["state"] for r in reg.json("versions", "episode", "700")[1]["versions"]}
     assert rows == {"v1": "previous", "v2": "production"}

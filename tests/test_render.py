@@ -235,18 +235,18 @@ def test_render_all_continues_past_a_failure_and_resumes(toy, tmp_path):
     result = toy("render", "--all", "--version", "v1")
     assert result.exit_code == 4
     assert [(r["episode"], r["state"]) for r in _runs(toy)] == [("901", "succeeded"), ("902", "failed")]
-    assert "     901  succeeded" in result.stdout and "     902  failed" in result.stdout
+    assert "episode 901 v1: succeeded (run 1" in result.stdout and "episode 902 v1: failed (run 2" in result.stdout
     again = toy("render", "--all", "--version", "v1")
-    assert "     901  up-to-date" in again.stdout and len(_runs(toy)) == 3
+    assert "episode 901 v1: up to date (run 1)" in again.stdout and len(_runs(toy)) == 3
 
 
 def test_promote_keeps_the_old_production_as_previous(toy, tmp_path):
     _add_inputs(toy, tmp_path)
     toy("render", "episode", "901", "--version", "v2")
-    assert toy("promote", "episode", "901", "v1").exit_code == 0
+    assert toy("promote", "episode", "901", "v1", "--force", "--note", "as the manifest says").exit_code == 0
     out = toy("promote", "episode", "901", "v2")
     assert "901 v1: previous" in out.stdout and "901 v2: production" in out.stdout
-    rows = {r["version"]: r for r in toy.json("versions", "episode", "901")[1]}
+    rows = {r["version"]: r for r in toy.json("versions", "episode", "901")[1]["versions"]}
     assert rows["v2"]["state"] == "production" and rows["v1"]["state"] == "previous"
     assert rows["v2"]["last_run"]["state"] == "succeeded"
     _, doc = toy.json("status")
@@ -324,7 +324,8 @@ def test_gate_checks_declared_packages_and_binaries(reg, tmp_path):
     out = result.stdout
     assert "Not-Installed_Pkg is not installed" in out and "install 'Not-Installed_Pkg>=1'" in out
     assert "needs SQLAlchemy<2" in out and "no-such-binary-xyz is not on PATH" in out
-    problems = [line for line in out.splitlines() if line.strip().startswith("environment:")]
+    assert out.startswith("episode 800 v1: refused: 3 environment problem(s).")  # the reason first
+    problems = [line for line in out.splitlines() if line.strip().startswith("- ") and "checked " not in line]
     assert len(problems) == 3 and not any("click" in line for line in problems)
 
 
