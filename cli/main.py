@@ -548,7 +548,7 @@ def render(ctx, target, version, all_episodes, dry_run, force, timeout, as_json)
         raise _fail_after_output(
             RenderFailedError(f"{len(failed)} of {len(results)} render(s) of {version} did not succeed (see above).")
         )
-    if "blocked" in states or (dry_run and any(not r.verdict.ok for r in results)):
+    if "blocked" in states or (dry_run and any(r.verdict and not r.verdict.ok for r in results)):
         blocked = [r for r in results if r.verdict and not r.verdict.ok]
         raise _fail_after_output(
             BlockedError(
@@ -565,7 +565,7 @@ def _render_output(as_json: bool, dry_run: bool):
     """Event and line sinks: JSON lines, or the pipeline's own output plus a progress bar on a terminal."""
     if as_json:
         return _emit_jsonl, (lambda line: None), (lambda: None)
-    bar = {}
+    bar: dict = {}
     tty = sys.stderr.isatty() and not dry_run
 
     def on_event(e):

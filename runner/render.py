@@ -215,7 +215,7 @@ def promote(
     for v in current:
         last = next((h for h in reversed(history) if h["version"] == v), None)
         going_back = last is not None and last.get("from") == version
-        changes[v] = last["before"].get(v, "previous") if going_back else "previous"
+        changes[v] = last["before"].get(v, "previous") if last is not None and going_back else "previous"
     changes[version] = "production"
     entry = {
         "action": action,
