@@ -233,9 +233,7 @@ def rollback(reg, episode: str, note: str = "") -> Promotion:
     """Put back the version the last promotion replaced; the replacing one gets its earlier state."""
     from reg.registry.errors import RegError
 
-    ep = reg.catalog.episodes.get(str(episode))
-    if ep is None:
-        raise RegError(f"No episode {episode} in the catalog (episodes: {', '.join(reg.catalog.episodes)}).")
+    ep = reg.catalog.episode(str(episode))
     overrides = RunRecords(reg.engine).version_states()
     production = [v for v in ep.versions if effective_state(reg, ep.key, v, overrides) == "production"]
     history = RunRecords(reg.engine).production_history(ep.key)
@@ -252,11 +250,8 @@ def rollback(reg, episode: str, note: str = "") -> Promotion:
 
 def version_report(reg, episode: str) -> dict:
     """`reg versions`: each version's state and last run here, and the production history."""
-    from reg.registry.errors import RegError
 
-    ep = reg.catalog.episodes.get(str(episode))
-    if ep is None:
-        raise RegError(f"No episode {episode} in the catalog (episodes: {', '.join(reg.catalog.episodes)}).")
+    ep = reg.catalog.episode(str(episode))
     records = RunRecords(reg.engine)
     all_runs = records.runs(ep.key)
     overrides = records.version_states()

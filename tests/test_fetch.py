@@ -222,7 +222,9 @@ def test_url_resume_never_splices_a_changed_remote(reg, hub, when):
         hub.add("web", "blob.bin", old, cut_first=1, changed_after_cut=new)  # changed before the client's retry
     hub.requests.clear()
     assert reg("fetch", "web_blob").exit_code == 0
-    assert _web(reg).read_bytes() == new and _state(reg, "web_blob") == "verified"
+    assert (
+        _web(reg).read_bytes() == new and _state(reg, "web_blob") == "unchecked"
+    )  # no pin, no validator: present, content unchecked
     assert _parts(reg) == []
     if when == "same run":  # the retry named the first version; the server sent the new one whole
         assert _gets(hub)[1] == (f"bytes={CHUNK}-", f'"{hashlib.sha256(old).hexdigest()}"')
@@ -288,7 +290,7 @@ def test_key_with_a_slash_fetches_and_resumes(reg, hub):
     hub.requests.clear()
     assert reg("fetch", "vendor.blob").exit_code == 0 and _gets(hub)[0][0] == f"bytes={CHUNK}-"
     assert (reg.pipeline_root("cap4d") / "data/weights/vendor.bin").read_bytes() == data
-    assert _state(reg, "vendor.blob") == "verified" and _parts(reg) == []
+    assert _state(reg, "vendor.blob") == "unchecked" and _parts(reg) == []  # no pin, no validator
 
 
 def test_partial_longer_than_the_hub_file_starts_over(reg, hub):
