@@ -22,7 +22,7 @@ from typing import BinaryIO, NamedTuple
 
 from .errors import PlacementConflict, RegError
 
-CHUNK = 8 << 20  # 4 MiB reads keep hashlib (OpenSSL) at memory bandwidth, like `openssl dgst`
+CHUNK = 8 << 20  # 8 MiB reads keep hashlib (OpenSSL) at memory bandwidth, like `openssl dgst`
 FICLONE = 0x40049409  # Linux ioctl: reflink (copy-on-write clone) on btrfs/xfs
 
 Progress = Callable[[int], None]
