@@ -204,7 +204,7 @@ def promote(
     history = records.production_history(ep)
     changes = {}
     for v in current:
-        last = next((h for h in reversed(history) if h["version"] == v), {})
+        last: dict = next((h for h in reversed(history) if h["version"] == v), {})
         going_back = last.get("from") == version
         changes[v] = last["before"].get(v, "previous") if going_back else "previous"
     changes[version] = "production"
