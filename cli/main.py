@@ -704,6 +704,24 @@ def gc(ctx, dry_run, as_json):
     click.echo(f"{len(report['objects'])} unreferenced object(s); {verb} {human_size(report['bytes'])}")
 
 
+@cli.command(short_help="Set up the demo pipeline (no GPU needed) in this registry.")
+@json_option
+@click.pass_context
+@handles_errors
+def demo(ctx, as_json):
+    """Copy the demo pipeline and its episode 100 into this registry, to try the runner without a GPU."""
+    from reg.runner.demo import setup_demo
+
+    reg = _registry(ctx)
+    _ = reg.engine  # creates the registry when it is new
+    r = setup_demo(reg)
+    if as_json:
+        _emit_json(r)
+        return
+    click.echo(f"Demo pipeline in {r['checkout']} (manifest {r['manifest']}). Try:")
+    click.echo("\n".join(f"  {line}" for line in r["next"]))
+
+
 def _episode_target(what: str, usage: str) -> None:
     if what != "episode":
         raise click.UsageError(usage)

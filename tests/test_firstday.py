@@ -306,3 +306,22 @@ def test_status_strict_and_env_exit_codes_with_json(reg):
 
     assert json.loads(result.stdout)["schema"] == "reg.status/1"  # one document; the error goes to stderr
     assert "blocked (--strict)" in result.stderr
+
+
+def test_demo_runs_as_the_readme_says(reg, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        code, out = reg.json("demo")
+        assert code == 0 and out["checkout"].startswith(str(reg.root))
+    refused = reg("render", "episode", "100", "--version", "v1")
+    assert refused.exit_code == 3 and refused.stdout.startswith("episode 100 v1: refused: 2 input(s) not ready")
+    (tmp_path / "demo.bin").write_bytes(b"demo weights")
+    assert reg("add", tmp_path / "demo.bin").exit_code == 0
+    (tmp_path / "narration.wav").write_bytes(b"RIFF\0\0\0\0WAVEdemo")
+    assert reg("add", tmp_path / "narration.wav", "--as", "demo100.audio").exit_code == 0
+    ran = reg("render", "episode", "100", "--version", "v1")
+    assert ran.exit_code == 0, ran.output
+    assert "frame 5/5" in ran.stdout and "succeeded" in ran.stdout
+    assert reg("runs").exit_code == 0 and reg("show", "run", "1").exit_code == 0
+    assert "frame 5/5" in reg("log", "1").stdout
+    assert not list((Path(__file__).resolve().parents[1] / "runner" / "demo_pipeline").glob("weights"))
