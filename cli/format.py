@@ -138,8 +138,12 @@ def format_status(r: dict) -> str:
         f"{s['assets']} assets: {s['verified']} verified, {s['unchecked']} present, content unchecked, "
         f"{s['unverified']} unverified, {s['changed']} changed, "
         f"{s['missing']} missing; {s['ready']} of {s['versions']} episode versions ready",
+        f"store: {s['store_objects']} object(s), {human_size(s['store_bytes'])}",
         "",
     ]
+    blocked = [v for v in r["versions"] if not v["ready"]]
+    if r.get("episode"):  # `status --episode N`: that episode's blockers lead
+        out += _blocked_lines(blocked) or [f"Episode {r['episode']}: every version ready", ""]
     for title, key in (
         ("Owner actions (a person must do these)", "owner_actions"),
         ("Machine actions (no waiting on anyone)", "machine_actions"),
@@ -149,13 +153,8 @@ def format_status(r: dict) -> str:
             for i, a in enumerate(r[key], 1):
                 out += format_action(i, a, states)
             out.append("")
-    blocked = [v for v in r["versions"] if not v["ready"]]
-    if blocked:
-        out.append("Blocked:")
-        for v in blocked:
-            keys = ", ".join(b["asset"] or "its environment" for b in v["blockers"])
-            out.append(f"  episode {v['episode']} {v['version']} ({v['pipeline']}, {v['state']}): {keys}")
-        out.append("")
+    if not r.get("episode"):
+        out += _blocked_lines(blocked)
     ready = [v for v in r["versions"] if v["ready"]]
     out.append("Ready: " + (", ".join(f"episode {v['episode']} {v['version']}" for v in ready) or "none"))
     for v in r["production"]:
@@ -169,6 +168,16 @@ def format_status(r: dict) -> str:
     for p in r["pipelines"]:
         out.append(f"  {p['key']:16} {'ready' if p['ready'] else 'blocked':8} {pipeline_line(p)}")
     return "\n".join(out)
+
+
+def _blocked_lines(blocked: list[dict]) -> list[str]:
+    if not blocked:
+        return []
+    out = ["Blocked:"]
+    for v in blocked:
+        keys = ", ".join(b["asset"] or "its environment" for b in v["blockers"])
+        out.append(f"  episode {v['episode']} {v['version']} ({v['pipeline']}, {v['state']}): {keys}")
+    return out + [""]
 
 
 def pipeline_line(p: dict) -> str:

@@ -23,6 +23,7 @@ from .format import (
     format_show,
     format_status,
     format_summary,
+    human_size,
     source_line,
 )
 
@@ -150,22 +151,31 @@ def init(as_json):
 @cli.command()
 @json_option
 @click.option("--strict", is_flag=True, help="Exit 3 when any episode version or pipeline is blocked.")
+@click.option("--episode", shell_complete=_complete_episodes, help="Only this episode: its blockers and actions first.")
 @click.pass_context
 @handles_errors
-def status(ctx, as_json, strict):
+def status(ctx, as_json, strict, episode):
     """What is blocked, by what, and the action that unblocks it."""
     from reg.registry.status import build_status
 
     reg = _registry(ctx)
-    report = build_status(reg, _run_records(reg).version_states())
+    report = build_status(reg, _run_records(reg).version_states(), episode)
     _emit_json(report) if as_json else click.echo(format_status(report))
     if strict and (report["summary"]["blocked"] or any(not p["ready"] for p in report["pipelines"])):
-        sys.exit(BlockedError.exit_code)
+        raise _fail_after_output(
+            BlockedError(f"{report['summary']['blocked']} episode version(s) blocked (--strict); see the report above.")
+        )
 
 
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--as", "as_key", metavar="KEY", help="The catalog key this file is (when its name is ambiguous).")
+@click.option(
+    "--as",
+    "as_key",
+    metavar="KEY",
+    shell_complete=_complete_keys,
+    help="The catalog key this file is (when its name is ambiguous).",
+)
 @click.option("--sha256", metavar="HEX", help="Refuse the file unless it has this sha256.")
 @click.option("--replace", is_flag=True, help="Accept a different file than the one registered or placed.")
 @click.option(
@@ -247,7 +257,7 @@ def _emit_fetch_report(report, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("key")
+@click.argument("key", shell_complete=_complete_keys)
 @click.option("--replace", is_flag=True, help="Accept a result that differs from the file registered before.")
 @click.option("--link", type=click.Choice(["symlink", "hardlink", "copy"]), default="copy", show_default=True)
 @json_option
@@ -261,7 +271,7 @@ def derive(ctx, key, replace, link, as_json):
 
 
 @cli.command()
-@click.argument("keys", nargs=-1)
+@click.argument("keys", nargs=-1, shell_complete=_complete_keys)
 @click.option("--full", is_flag=True, help="Rehash every file, not only those whose stat changed.")
 @click.option("--store", "store", is_flag=True, help="Check the store itself: every object against its name (fsck).")
 @json_option
@@ -291,11 +301,18 @@ def verify(ctx, keys, full, store, as_json):
         _emit_json([r.__dict__ for r in results])
     else:
         for r in results:
-            how = "rehashed" if r.rehashed else "stat unchanged"
-            click.echo(f"{r.state:9} {r.key}  ({how}) {r.detail}".rstrip())
-        click.echo(f"{len(results) - len(bad)} verified, {len(bad)} not" if results else "nothing registered yet")
+            if r.state == "verified" and not r.rehashed and ctx.obj.get("quiet"):
+                continue
+            how = "" if r.state == "missing" else " (rehashed)" if r.rehashed else " (stat unchanged)"
+            click.echo(f"{r.state:9} {r.key}{how}  {r.detail}".rstrip())
+        _say(ctx, f"{len(results) - len(bad)} verified, {len(bad)} not" if results else "nothing registered yet")
     if bad:
-        sys.exit(1)
+        raise _fail_after_output(
+            VerifyFailedError(
+                f"{len(bad)} placed file(s) changed or missing: {', '.join(r.key for r in bad)}. Restore them, or "
+                "re-add them (`reg add FILE --replace`); `reg status` lists the actions."
+            )
+        )
 
 
 @cli.command(name="env")
@@ -329,7 +346,8 @@ def check_env(ctx, pipelines, as_json):
             for problem in r["problems"]:
                 click.echo(f"  - {problem}")
     if any(not r["ok"] for r in report.values()):
-        sys.exit(BlockedError.exit_code)
+        bad = [k for k, r in report.items() if not r["ok"]]
+        raise _fail_after_output(BlockedError(f"Not ready: {', '.join(bad)} (problems listed above)."))
 
 
 @cli.command(name="ls")
@@ -355,7 +373,7 @@ def list_assets(ctx, missing, pipeline, state, as_json):
 
 
 @cli.command()
-@click.argument("key")
+@click.argument("key", shell_complete=_complete_keys)
 @click.argument("run_id", required=False, type=int)
 @json_option
 @click.pass_context
@@ -446,7 +464,7 @@ def _event(e) -> dict:
 
 
 @cli.command(name="license")
-@click.argument("key")
+@click.argument("key", shell_complete=_complete_keys)
 @click.argument("state", type=click.Choice(["not-requested", "requested", "approved", "rejected"]))
 @click.option("--note", help="Free text, e.g. 'form sent', 'approval mail 2026-11-20'.")
 @json_option
@@ -618,7 +636,7 @@ def _result_json(r) -> dict:
 
 
 @cli.command()
-@click.option("--episode", help="Only this episode's runs.")
+@click.option("--episode", shell_complete=_complete_episodes, help="Only this episode's runs.")
 @json_option
 @click.pass_context
 @handles_errors
@@ -691,6 +709,61 @@ def log(ctx, run_id, follow, as_json):
             if not follow or _run_records(reg).get_run(run_id).state != "running":
                 break
             time.sleep(0.2)
+
+
+@cli.command(short_help="Forget an asset and take it off its pipeline path.")
+@click.argument("key", shell_complete=_complete_keys)
+@json_option
+@click.pass_context
+@handles_errors
+def rm(ctx, key, as_json):
+    """Take KEY off its pipeline path and forget it here; its store object stays until `reg gc`."""
+    from reg.registry.remove import remove
+
+    r = remove(_registry(ctx), key)
+    if as_json:
+        _emit_json(r)
+        return
+    where = f"removed {r['path']}" if r["unplaced"] else f"left {r['path']} (not reg's placement)"
+    click.echo(f"{r['key']}: forgotten; {where}; the object stays in the store until `reg gc`")
+
+
+@cli.command(short_help="Delete store objects nothing refers to (--dry-run first).")
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted, with sizes.")
+@json_option
+@click.pass_context
+@handles_errors
+def gc(ctx, dry_run, as_json):
+    """Delete store objects no placement, catalog pin or run refers to (e.g. files displaced by --replace)."""
+    from reg.registry.gc import collect
+
+    reg = _registry(ctx)
+    report = collect(reg, _run_records(reg).referenced_objects(), dry_run)
+    if as_json:
+        _emit_json(report)
+        return
+    for o in report["objects"]:
+        click.echo(f"{human_size(o['size']):>10}  {o['sha256']}")
+    verb = "would free" if dry_run else "freed"
+    click.echo(f"{len(report['objects'])} unreferenced object(s); {verb} {human_size(report['bytes'])}")
+
+
+@cli.command(short_help="Set up the demo pipeline (no GPU needed) in this registry.")
+@json_option
+@click.pass_context
+@handles_errors
+def demo(ctx, as_json):
+    """Copy the demo pipeline and its episode 100 into this registry, to try the runner without a GPU."""
+    from reg.runner.demo import setup_demo
+
+    reg = _registry(ctx)
+    _ = reg.engine  # creates the registry when it is new
+    r = setup_demo(reg)
+    if as_json:
+        _emit_json(r)
+        return
+    click.echo(f"Demo pipeline in {r['checkout']} (manifest {r['manifest']}). Try:")
+    click.echo("\n".join(f"  {line}" for line in r["next"]))
 
 
 def _episode_target(what: str, usage: str) -> None:
@@ -774,6 +847,23 @@ def versions(ctx, what, episode, as_json):
         note = f"  ({h['note']})" if h["note"] else ""
         forced = " forced" if h.get("forced") else ""
         click.echo(f"  {h['at']}  {h['action']}{forced} {h['version']} (was {h['from'] or 'none'}){note}")
+
+
+# `reg --help` lists one line per command: summaries that fit it, not docstrings cut mid-sentence.
+for _name, _summary in {
+    "add": "Identify, verify, store and place a file (or an archive's).",
+    "config": "Read, set, unset or list this machine's settings.",
+    "derive": "Make a derived asset from its verified inputs.",
+    "env": "Check pipelines' checkouts, venvs, packages, binaries.",
+    "fetch": "Download open weights, verified and resumable; place them.",
+    "license": "Record where you stand with a gated licence.",
+    "promote": "Make a version production (rendered here, or --force).",
+    "render": "Render an episode version once its inputs are verified.",
+    "runs": "Recorded renders: state, times, exit code.",
+    "show": "One asset's, licence's or run's record and history.",
+    "versions": "An episode's versions, states, runs and promotions.",
+}.items():
+    cli.commands[_name].short_help = _summary
 
 
 def main():

@@ -28,8 +28,11 @@ def action_for(reg, asset: Asset, state: str, path: str, licences: dict, gates: 
     if state == "unverified":
         return f"adopt:{asset.key}", {
             "who": "machine",
-            "title": f"Verify {asset.name}, found at the pipeline path but never verified",
-            "steps": [f"{path} exists but reg has not verified it"],
+            "title": f"Register {asset.name}: a file is at its path but not in this registry",
+            "steps": [
+                f"{path} exists but is not registered in this registry ({reg.root}); it may have been "
+                "placed by another registry or copied in by hand. `reg add` checks it and registers it here"
+            ],
             "commands": [f"reg add {path}"],
         }
     if state == "changed":

@@ -133,9 +133,10 @@ def blockers_of(reg, keys: list[str]) -> tuple[dict[str, dict], list[dict], list
     return states, blockers, list(actions.values())
 
 
-def build_status(reg, version_overrides: dict[tuple[str, str], str] | None = None) -> dict:
+def build_status(reg, version_overrides: dict[tuple[str, str], str] | None = None, episode: str | None = None) -> dict:
     """The whole report. `version_overrides`: promotions recorded by the runner, which win over the
-    manifests' version states (the runner's records are passed in; the registry never reads them)."""
+    manifests' version states (the runner's records are passed in; the registry never reads them).
+    `episode`: only that episode's versions and the actions that unblock them (`status --episode`)."""
     catalog = reg.catalog
     states = asset_states(reg)
     overrides = version_overrides or {}
@@ -215,6 +216,16 @@ def build_status(reg, version_overrides: dict[tuple[str, str], str] | None = Non
         actions.values(),
         key=lambda a: (not a["id"].startswith("licence:"), -len(a["unblocks"]), -len(a["pipelines"]), a["id"]),
     )
+    if episode is not None:
+        if str(episode) not in catalog.episodes:
+            from .errors import UnknownKeyError
+
+            raise UnknownKeyError(
+                f"No episode {episode} in the catalog (episodes: {', '.join(catalog.episodes)}).", episode=episode
+            )
+        versions = [v for v in versions if v["episode"] == str(episode)]
+        ordered = [a for a in ordered if any(u["episode"] == str(episode) for u in a["unblocks"])]
+    sizes = reg.state.object_sizes()
     counts: dict[str, int] = defaultdict(int)
     for info in states.values():
         counts[info["state"]] += 1
@@ -227,7 +238,10 @@ def build_status(reg, version_overrides: dict[tuple[str, str], str] | None = Non
             "versions": len(versions),
             "ready": sum(v["ready"] for v in versions),
             "blocked": sum(not v["ready"] for v in versions),
+            "store_objects": len(sizes),
+            "store_bytes": sum(sizes.values()),
         },
+        "episode": None if episode is None else str(episode),
         "owner_actions": [a for a in ordered if a["who"] == "owner"],
         "machine_actions": [a for a in ordered if a["who"] == "machine"],
         "versions": versions,

@@ -123,6 +123,17 @@ class RunRecords:
                 s.expunge(run)
         return run
 
+    def referenced_objects(self) -> set[str]:
+        """Every sha256 a run read or wrote: `reg gc` keeps them (a result traces to its bytes)."""
+        import json
+
+        refs: set[str] = set()
+        with self.engine.connect() as c:
+            for inputs, outputs in c.execute(text("SELECT inputs, outputs FROM runs")):
+                refs.update(v for v in json.loads(inputs or "{}").values() if v)
+                refs.update(v for v in json.loads(outputs or "{}").values() if v)
+        return refs
+
     def version_states(self) -> dict[tuple[str, str], str]:
         with self.engine.connect() as c:
             return {(r[0], r[1]): r[2] for r in c.execute(text("SELECT episode, version, state FROM version_states"))}

@@ -213,9 +213,9 @@ def promote(
     history = records.production_history(ep)
     changes = {}
     for v in current:
-        last = next((h for h in reversed(history) if h["version"] == v), None)
-        going_back = last is not None and last.get("from") == version
-        changes[v] = last["before"].get(v, "previous") if last is not None and going_back else "previous"
+        last: dict = next((h for h in reversed(history) if h["version"] == v), {})
+        going_back = last.get("from") == version
+        changes[v] = last["before"].get(v, "previous") if going_back else "previous"
     changes[version] = "production"
     entry = {
         "action": action,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from factories import write_tiny_pipeline
 
 
@@ -197,3 +199,129 @@ def test_unchecked_content_is_not_called_verified_and_does_not_block(reg, tmp_pa
     assert "warning: blob_weights is present but its content is unchecked" in result.stdout
     run = reg.json("show", "run", "1")[1]
     assert run["environment"]["unchecked_inputs"] == ["blob_weights"]
+
+
+def test_rm_unplaces_and_forgets_and_gc_then_frees_the_object(reg, tmp_path):
+    blob = _blob_pipeline(reg, tmp_path)
+    assert reg("add", blob).exit_code == 0
+    placed = tmp_path / "blob-checkout" / "weights" / "blob.bin"
+    assert placed.is_symlink()
+    code, dry = reg.json("gc", "--dry-run")
+    assert code == 0 and dry["objects"] == []  # placed: referenced
+    code, out = reg.json("rm", "blob_weights")
+    assert code == 0 and out["unplaced"] and not placed.exists()
+    again = reg("rm", "blob_weights")
+    assert again.exit_code == 1 and "not registered on this machine" in again.stderr
+    assert reg.json("ls", "--pipeline", "blob")[1][0]["state"] == "missing"
+    for _ in range(2):
+        listing = reg("gc", "--dry-run")
+        assert listing.exit_code == 0 and "1 unreferenced object(s); would free 15 B" in listing.stdout
+    assert len(reg.objects()) == 1
+    assert "freed 15 B" in reg("gc").stdout
+    assert reg.objects() == [] and reg.json("gc")[1]["objects"] == []
+
+
+def test_gc_keeps_what_runs_used(reg, tmp_path):
+    write_tiny_pipeline(reg.root, tmp_path, "700", {"v7": "production", "v8": "candidate"})
+    assert reg("render", "episode", "700", "--version", "v8").exit_code == 0
+    assert reg.json("gc", "--dry-run")[1]["objects"] == []
+    assert reg("gc").exit_code == 0 and len(reg.objects()) == 1  # the run's output stays
+
+
+def test_status_episode_filter_and_store_size(reg, tmp_path):
+    blob = _blob_pipeline(reg, tmp_path)
+    assert reg("add", blob).exit_code == 0
+    for _ in range(2):
+        code, doc = reg.json("status", "--episode", "11")
+        assert code == 0 and {v["episode"] for v in doc["versions"]} == {"11"}
+        assert all(any(u["episode"] == "11" for u in a["unblocks"]) for a in doc["owner_actions"])
+        assert doc["summary"]["store_bytes"] == 15 and doc["summary"]["store_objects"] == 1
+    text = reg("status", "--episode", "11").stdout.splitlines()
+    assert text[2] == "store: 1 object(s), 15 B"
+    assert text[4] == "Blocked:" and text[5].startswith("  episode 11 v7")
+    bad = reg("status", "--episode", "999")
+    assert bad.exit_code == 1 and "No episode 999" in bad.stderr
+
+
+def test_shell_completion_of_keys_and_episodes(reg):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "_REG_COMPLETE": "bash_complete", "COMP_WORDS": "reg show flame20", "COMP_CWORD": "2"}
+    env["REG_HOME"] = str(reg.root)
+    for _ in range(2):
+        out = subprocess.run([str(Path(sys.executable).parent / "reg")], env=env, capture_output=True, text=True).stdout
+        assert "plain,flame2023" in out and "plain,flame2020" in out
+    env.update(COMP_WORDS="reg versions episode 1", COMP_CWORD="3")
+    out = subprocess.run([str(Path(sys.executable).parent / "reg")], env=env, capture_output=True, text=True).stdout
+    assert "plain,11" in out and "plain,1\n" in out
+
+
+def test_quiet_and_verbose_flags(reg, tmp_path):
+    blob = _blob_pipeline(reg, tmp_path)
+    assert reg("add", blob).exit_code == 0
+    for _ in range(2):
+        assert reg("-q", "verify").stdout == ""
+        assert "1 verified, 0 not" in reg("verify").stdout
+    out = reg("-v", "render", "--all", "--version", "v8").stdout
+    assert "step track_reference" in out  # -v: every episode in full
+
+
+def test_verify_wording_for_a_missing_file(reg, tmp_path):
+    blob = _blob_pipeline(reg, tmp_path)
+    assert reg("add", blob).exit_code == 0
+    (tmp_path / "blob-checkout" / "weights" / "blob.bin").unlink()
+    for _ in range(2):
+        result = reg("verify")
+        assert result.exit_code == 1
+        line = next(x for x in result.stdout.splitlines() if x.startswith("missing"))
+        assert "stat unchanged" not in line and line.endswith("blob.bin is gone")
+        assert "1 placed file(s) changed or missing: blob_weights" in result.stderr
+
+
+def test_help_summaries_fit_one_line(reg):
+    out = reg("--help").stdout
+    commands = out[out.index("Commands:") :].splitlines()[1:]
+    assert commands and all(line.startswith("  ") and not line.startswith("   ") for line in commands)
+    assert not any(line.rstrip().endswith("...") for line in commands)
+
+
+def test_file_from_another_registry_is_named_as_not_in_this_one(reg, tmp_path):
+    blob = _blob_pipeline(reg, tmp_path)
+    assert reg("add", blob, "--link", "copy").exit_code == 0
+    other = reg.__class__(tmp_path / "other-registry", reg.home)
+    (other.root / "manifests").mkdir(parents=True)
+    (other.root / "manifests" / "blob.toml").write_text((reg.root / "manifests" / "blob.toml").read_text())
+    for _ in range(2):
+        out = other("status", "--episode", "950").stdout
+        assert "a file is at its path but not in this registry" in out
+        assert f"is not registered in this registry ({other.root})" in out
+
+
+def test_status_strict_and_env_exit_codes_with_json(reg):
+    result = reg("status", "--strict", "--json")
+    assert result.exit_code == 3
+    import json
+
+    assert json.loads(result.stdout)["schema"] == "reg.status/1"  # one document; the error goes to stderr
+    assert "blocked (--strict)" in result.stderr
+
+
+def test_demo_runs_as_the_readme_says(reg, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        code, out = reg.json("demo")
+        assert code == 0 and out["checkout"].startswith(str(reg.root))
+    refused = reg("render", "episode", "100", "--version", "v1")
+    assert refused.exit_code == 3 and refused.stdout.startswith("episode 100 v1: refused: 2 input(s) not ready")
+    (tmp_path / "demo.bin").write_bytes(b"demo weights")
+    assert reg("add", tmp_path / "demo.bin").exit_code == 0
+    (tmp_path / "narration.wav").write_bytes(b"RIFF\0\0\0\0WAVEdemo")
+    assert reg("add", tmp_path / "narration.wav", "--as", "demo100.audio").exit_code == 0
+    ran = reg("render", "episode", "100", "--version", "v1")
+    assert ran.exit_code == 0, ran.output
+    assert "frame 5/5" in ran.stdout and "succeeded" in ran.stdout
+    assert reg("runs").exit_code == 0 and reg("show", "run", "1").exit_code == 0
+    assert "frame 5/5" in reg("log", "1").stdout
+    assert not list((Path(__file__).resolve().parents[1] / "runner" / "demo_pipeline").glob("weights"))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from factories import write_tiny_pipeline
 
-TOY = Path(__file__).resolve().parents[1] / "examples" / "demo"  # the README demo pipeline
+TOY = Path(__file__).resolve().parents[1] / "runner" / "demo_pipeline"  # the README demo pipeline
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ def test_wheel_install_runs_status_with_shipped_manifests_and_migrations(tmp_pat
         "reg",
         wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info",
     }
+    assert "reg/runner/demo_pipeline/demo.toml" in names and "reg/runner/demo_pipeline/render.py" in names
     assert "reg/manifests/episodes.toml" in names and "reg/migrations/versions/0001_initial.py" in names
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
@@ -30,6 +31,8 @@ def test_wheel_install_runs_status_with_shipped_manifests_and_migrations(tmp_pat
         [venv / "bin/reg", "status", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
     )
     doc = json.loads(out.stdout)
+    demo = subprocess.run([venv / "bin/reg", "demo", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert demo.returncode == 0 and json.loads(demo.stdout)["checkout"].startswith(str(tmp_path / "home"))
     assert doc["summary"]["assets"] > 30 and any(a["id"] == "licence:flame" for a in doc["owner_actions"])
     where = subprocess.run(
         [venv / "bin/python", "-c", "import reg; print(reg.__file__)"],
