@@ -22,7 +22,7 @@ def _v8_blockers(reg):
 def assert_nothing_stored_or_placed(reg, dest):
     assert reg.objects() == []
     assert not os.path.lexists(dest)
-    assert not list((reg.root / "objects" / "tmp").glob("*")) if (reg.root / "objects" / "tmp").exists() else True
+    assert [p for p in (reg.root / "objects").rglob("*") if p.is_file()] == []  # no object, no stage left
     _, doc = reg.json("status")
     assert doc["summary"]["verified"] == 0
 

@@ -203,7 +203,7 @@ def test_unchecked_content_is_not_called_verified_and_does_not_block(reg, tmp_pa
 
 def test_rm_unplaces_and_forgets_and_gc_then_frees_the_object(reg, tmp_path):
     blob = _blob_pipeline(reg, tmp_path)
-    assert reg("add", blob).exit_code == 0
+    assert reg("add", blob, "--link", "symlink").exit_code == 0
     placed = tmp_path / "blob-checkout" / "weights" / "blob.bin"
     assert placed.is_symlink()
     code, dry = reg.json("gc", "--dry-run")

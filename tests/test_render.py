@@ -242,7 +242,7 @@ def test_render_all_continues_past_a_failure_and_resumes(toy, tmp_path):
 
 def test_promote_keeps_the_old_production_as_previous(toy, tmp_path):
     _add_inputs(toy, tmp_path)
-    toy("render", "episode", "901", "--version", "v2")
+    assert toy("render", "episode", "901", "--version", "v2").exit_code == 0
     assert toy("promote", "episode", "901", "v1", "--force", "--note", "as the manifest says").exit_code == 0
     out = toy("promote", "episode", "901", "v2")
     assert "901 v1: previous" in out.stdout and "901 v2: production" in out.stdout
