@@ -235,8 +235,8 @@ def format_show(data: dict) -> str:
     def emit(key, v, indent):
         pad = "  " * indent
         if key == "history":
-            lines.append(f"{pad}history:")
-            for e in v or [{"at": "-", "event": "none yet", "detail": ""}]:
+            lines.append(f"{pad}history:" + ("" if v else " none yet"))
+            for e in v or []:
                 lines.append(f"{pad}  {e['at']}  {e['event']}  {e['detail']}".rstrip())
         elif key == "commands" and isinstance(v, list):
             lines.append(f"{pad}commands:")

@@ -496,7 +496,8 @@ def config(ctx, key, value, list_all, unset, as_json):
     reg = _registry(ctx)
     if list_all or key is None:
         settings = dict(sorted(reg.settings.items()))
-        _emit_json(settings) if as_json else click.echo("\n".join(f"{k} = {v}" for k, v in settings.items()))
+        lines = [f"{k} = {v}" for k, v in settings.items()] or ["no settings on this machine (manifest defaults apply)"]
+        _emit_json(settings) if as_json else click.echo("\n".join(lines))
         return
     parts = key.split(".")
     is_path = key == "media.root" or (len(parts) == 3 and parts[0] == "pipelines" and parts[2] == "root")
@@ -511,7 +512,11 @@ def config(ctx, key, value, list_all, unset, as_json):
     if unset:
         reg.state.unset_setting(key)
     elif value is not None:
-        reg.state.set_setting(key, str(Path(value).expanduser().resolve()) if is_path else value)
+        path = Path(value).expanduser().resolve()
+        reg.state.set_setting(key, str(path) if is_path else value)
+        if is_path and not path.is_dir():
+            # Allowed (a checkout may be cloned later), but said, so a typo does not go unnoticed.
+            click.echo(f"note: {path} does not exist yet; clone or create it there.", err=True)
     current = reg.state.settings().get(key)
     _emit_json({"key": key, "value": current}) if as_json else click.echo(f"{key} = {current or '(manifest default)'}")
 

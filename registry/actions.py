@@ -16,6 +16,17 @@ def days_since(when: datetime | None) -> int | None:
     return None if when is None else (now() - when).days
 
 
+def _download_url(asset: Asset) -> str:
+    """The URL `reg fetch` will use: a Hub file through $HF_ENDPOINT (a mirror, the tests' stand-in)."""
+    src = asset.source
+    if src.type == "huggingface":
+        import os
+
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+        return f"{endpoint}/{src.repo}/resolve/{src.revision}/{src.file}"
+    return src.url
+
+
 def _ago(when: datetime | None) -> str:
     days = days_since(when)
     if days is None:
@@ -124,7 +135,7 @@ def action_for(reg, asset: Asset, state: str, path: str, licences: dict, gates: 
     return f"fetch:{asset.key}", {
         "who": "machine",
         "title": f"Download {asset.name}",
-        "steps": [f"download {src.url}" + (f" ({asset.size:,} bytes)" if asset.size else "")],
+        "steps": [f"download {_download_url(asset)}" + (f" ({asset.size:,} bytes)" if asset.size else "")],
         "commands": [],
     }
 

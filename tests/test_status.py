@@ -82,3 +82,11 @@ def test_file_copied_by_hand_is_present_but_unverified(reg, flame_dest):
 def test_unknown_licence_key_is_a_clear_error(reg):
     result = reg("license", "flam", "requested")
     assert result.exit_code == 1 and "No licence named 'flam'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_config_list_when_empty_and_a_path_not_there_yet(reg, tmp_path):
+    fresh = reg("--root", str(tmp_path / "other"), "config", "--list")
+    assert fresh.exit_code == 0 and "no settings on this machine" in fresh.stdout
+    later = reg("config", "pipelines.cap4d.root", tmp_path / "not-cloned-yet")
+    assert later.exit_code == 0 and "does not exist yet" in later.stderr
+    assert reg.json("config", "pipelines.cap4d.root")[1]["value"] == str(tmp_path / "not-cloned-yet")
