@@ -40,7 +40,10 @@ def handles_errors(fn):
     @wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                raise _not_writable(exc) or exc from None
         except RegError as exc:
             if kwargs.get("as_json") and not getattr(exc, "after_output", False):
                 _emit_json(exc.to_json())
@@ -49,6 +52,27 @@ def handles_errors(fn):
             sys.exit(exc.exit_code)
 
     return wrapper
+
+
+def _not_writable(exc: Exception) -> RegError | None:
+    """A write refused by the file system or a read-only database, in the user's terms (no traceback).
+    Reading commands work on someone else's registry; changing it needs its owner."""
+    from reg.registry.errors import NotWritableError
+
+    if isinstance(exc, PermissionError):
+        where = exc.filename or "a file of the registry"
+        return NotWritableError(
+            f"Permission denied writing {where}. This registry (or that path) belongs to someone else: ask its "
+            "owner for write access, or use a registry of your own with --root DIR or REG_HOME.",
+            path=exc.filename,
+        )
+    if "readonly database" in str(exc) or "read-only database" in str(exc):
+        return NotWritableError(
+            "This registry's database is read-only for you (owned by someone else). Reading commands "
+            "(status, ls, show, verify) work; to change it ask its owner, or use a registry of your own "
+            "with --root DIR or REG_HOME."
+        )
+    return None
 
 
 def _fail_after_output(exc: RegError) -> RegError:

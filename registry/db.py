@@ -37,7 +37,7 @@ def alembic_config(connection=None):
 
 def make_engine(url: str) -> Engine:
     engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
+    if engine.dialect.name == "sqlite" and "mode=ro" not in url:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
@@ -105,6 +105,12 @@ def connect(url: str) -> Engine:
     engine = make_engine(url)
     try:
         if current_revision(engine) != SCHEMA_HEAD:
+            if "mode=ro" in url:
+                raise DatabaseError(
+                    f"The registry database {url.split('file:', 1)[-1].split('?')[0]} is read-only for you "
+                    "and needs a schema upgrade first. Ask its owner to run any `reg` command once, or use a "
+                    "registry of your own (--root DIR or REG_HOME)."
+                )
             with _migration_lock(engine):
                 if current_revision(engine) != SCHEMA_HEAD:
                     upgrade(engine)

@@ -31,6 +31,10 @@ class DatabaseError(RegError):
     """The registry database cannot be opened, read or written (permissions, server, credentials)."""
 
 
+class NotWritableError(RegError):
+    """The registry (its database, store or a pipeline path) cannot be written by this user."""
+
+
 class ManifestError(RegError):
     """A manifest file is malformed: names the file, the key and what is wrong."""
 

@@ -41,7 +41,20 @@ class Registry:
 
     @property
     def database_url(self) -> str:
-        return os.environ.get("REG_DATABASE_URL") or f"sqlite:///{self.root / 'reg.db'}"
+        if os.environ.get("REG_DATABASE_URL"):
+            return os.environ["REG_DATABASE_URL"]
+        db = self.root / "reg.db"
+        if self.read_only:
+            # Someone else's registry: open it read-only (SQLite reads a WAL database read-only when
+            # its -shm file is readable), so reading commands work and writes fail cleanly.
+            return f"sqlite:///file:{db}?mode=ro&uri=true"
+        return f"sqlite:///{db}"
+
+    @property
+    def read_only(self) -> bool:
+        """An existing SQLite registry this user cannot write (owned by someone else)."""
+        db = self.root / "reg.db"
+        return db.exists() and not (os.access(db, os.W_OK) and os.access(self.root, os.W_OK))
 
     @cached_property
     def engine(self):
