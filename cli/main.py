@@ -192,7 +192,7 @@ def status(ctx, as_json, strict, episode):
 
 
 @cli.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--as",
     "as_key",
@@ -212,11 +212,37 @@ def status(ctx, as_json, strict, episode):
 @json_option
 @click.pass_context
 @handles_errors
-def add(ctx, file, as_key, sha256, replace, link, as_json):
-    """Identify FILE (or the catalogued files in an archive), verify, store and place it."""
-    from reg.registry.add import add_file
+def add(ctx, files, as_key, sha256, replace, link, as_json):
+    """Identify FILE (or an archive's catalogued files), verify, store and place it; several FILEs or a DIR at once.
 
-    _emit_results(add_file(_registry(ctx), file, as_key, sha256, replace, link, _progress_factory(as_json)), as_json)
+    One FILE prints its results (a JSON list). Several, or a folder (its files whose names are
+    catalogued), are added on every core, going on past failures, then summarised (JSON:
+    {"added": [...], "failed": [{"file", "error", "message", ...}]}); exit 1 if any failed."""
+    from reg.registry.add import add_file, add_many
+
+    reg = _registry(ctx)
+    if len(files) == 1 and not files[0].is_dir():
+        _emit_results(add_file(reg, files[0], as_key, sha256, replace, link, _progress_factory(as_json)), as_json)
+        return
+    if as_key or sha256:
+        raise click.UsageError("--as and --sha256 name one file: add that file on its own")
+    results, failed = add_many(reg, list(files), replace, link, _progress_factory(as_json))
+    if as_json:
+        _emit_json(
+            {
+                "added": [r.__dict__ for r in results],
+                "failed": [{"file": str(f), **e.to_json()} for f, e in failed],
+            }
+        )
+    else:
+        _emit_results(results, False)
+        for _, e in failed:
+            click.echo(f"error: {e}", err=True)
+        click.echo(f"added {len(results)}, failed {len(failed)}")
+    if failed:
+        raise _fail_after_output(
+            RegError(f"{len(failed)} of {len(failed) + len(results)} file(s) were not added (see above).")
+        )
 
 
 @cli.command()

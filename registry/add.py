@@ -60,6 +60,36 @@ def add_file(
         return store_and_place(reg, plans, file, sha256, replace, link, progress, registered)
 
 
+def add_many(
+    reg, paths: list[Path], replace: bool = False, link: str = "copy", progress: Progress = null_progress
+) -> tuple[list[AddResult], list[tuple[Path, RegError]]]:
+    """`reg add FILE... | DIR`: each file as `add_file` would, on every core (hashlib releases the
+    GIL), going on past failures. A directory contributes the files in it whose names are
+    catalogued. Returns (what was registered, (file, error) for each failure): what succeeded is
+    stored and placed, what failed left nothing behind."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = {n for a in reg.catalog.assets.values() for n in a.filenames}
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.name in names)
+        else:
+            files.append(p)
+    _ = reg.state  # engine, migration and catalog once, before the threads share them
+    results: list[AddResult] = []
+    failed: list[tuple[Path, RegError]] = []
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        futures = [(f, pool.submit(add_file, reg, f, None, None, replace, link, progress)) for f in files]
+        for f, future in futures:
+            try:
+                results += future.result()
+            except RegError as exc:
+                failed.append((f, exc))
+    return results, failed
+
+
 def _adoption_target(reg, file: Path) -> Asset | None:
     """The asset whose pipeline path *is* this file (the owner copied it in place by hand)."""
     here = file.absolute()

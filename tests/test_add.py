@@ -2,6 +2,7 @@
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 from factories import (
@@ -277,3 +278,20 @@ def test_checkpoints_written_by_real_torch(reg, tmp_path):
     result = reg("add", bad, "--replace")
     assert result.exit_code == 1 and "posix.system" in result.stderr
     assert not Path("/tmp/reg-pwned").exists()
+
+
+def test_add_a_folder_goes_on_past_a_bad_file_and_reports_each(reg, tmp_path, flame_dest):
+    drop = tmp_path / "drop"
+    write_flame_fixed(drop / "flame2023_no_jaw.pkl")
+    write_flame_fixed(drop / "FLAME2020" / "generic_model.pkl", seed=3)
+    write_malicious_pickle(drop / "79999_iter.pth", tmp_path / "pwned")  # tg_face_parsing: refused
+    (drop / "notes.txt").write_text("not catalogued: ignored")
+    for _ in range(2):  # twice, as a user would: the second run re-adds what is there
+        code, report = reg.json("add", drop)
+        assert code == 1
+        assert sorted(r["key"] for r in report["added"]) == ["flame2020", "flame2023"]
+        assert [Path(f["file"]).name for f in report["failed"]] == ["79999_iter.pth"]
+        assert report["failed"][0]["error"] in ("UnsafeFileError", "ValidationError")
+    assert len(reg.objects()) == 2 and not (tmp_path / "pwned").exists()
+    text = reg("add", drop / "flame2023_no_jaw.pkl", drop / "79999_iter.pth")
+    assert text.exit_code == 1 and "added 1, failed 1" in text.stdout and "Traceback" not in text.stderr
