@@ -27,6 +27,22 @@ def timed(cmd: list, repeat: int = 3, env: dict | None = None, before=None) -> f
     return min(times)
 
 
+def interleaved(commands: dict[str, tuple[list, object]], rounds: int = 5) -> dict[str, float]:
+    """Median wall time per command over `rounds` interleaved rounds (A, B, C, A, B, C, ...).
+
+    Side by side in time, so a noisy neighbour or a disk still flushing hits every side alike;
+    a command's `before` (or None) runs untimed before each of its runs."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, (cmd, before) in commands.items():
+            if callable(before):
+                before()
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def median_of(fn, repeat: int = 5) -> float:
     times = []
     for _ in range(repeat):
