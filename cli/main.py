@@ -81,6 +81,11 @@ def _fail_after_output(exc: RegError) -> RegError:
     return exc
 
 
+def _quiet() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and (ctx.find_root().obj or {}).get("quiet"))
+
+
 def _say(ctx, text: str) -> None:
     """Informational lines, silenced by -q (data and errors are always printed)."""
     if not (ctx.find_root().obj or {}).get("quiet"):
@@ -114,6 +119,10 @@ def _emit_results(results, as_json: bool) -> None:
     if as_json:
         _emit_json([r.__dict__ for r in results])
         return
+    if _quiet():  # the data only: key, sha256, where it is
+        for r in results:
+            click.echo(f"{r.key} {r.sha256} {r.path}")
+        return
     for r in results:
         stored = "stored" if r.newly_stored else "already in the store"
         click.echo(
@@ -135,8 +144,8 @@ def _run_records(reg):
 
 
 def _progress_factory(as_json: bool):
-    """tqdm bars on a terminal; nothing with --json or when stderr is not a TTY."""
-    if as_json or not sys.stderr.isatty():
+    """tqdm bars on a terminal; nothing with --json, -q, or when stderr is not a TTY."""
+    if as_json or not sys.stderr.isatty() or _quiet():
         from reg.registry.ingest import null_progress
 
         return null_progress
@@ -238,7 +247,8 @@ def add(ctx, files, as_key, sha256, replace, link, as_json):
         _emit_results(results, False)
         for _, e in failed:
             click.echo(f"error: {e}", err=True)
-        click.echo(f"added {len(results)}, failed {len(failed)}")
+        if not _quiet():
+            click.echo(f"added {len(results)}, failed {len(failed)}")
     if failed:
         raise _fail_after_output(
             RegError(f"{len(failed)} of {len(failed) + len(results)} file(s) were not added (see above).")
@@ -300,6 +310,8 @@ def _emit_fetch_report(report, as_json: bool) -> None:
     for e in report.failed:
         click.echo(f"error: {e}", err=True)
     names = ", ".join(e.fields["key"] for e in report.failed)
+    if _quiet():
+        return
     click.echo(
         f"fetched {len(report.fetched)}, already there {len(report.present)}, failed {len(report.failed)}"
         + (f" ({names}; reasons above)" if names else "")

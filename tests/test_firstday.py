@@ -260,7 +260,8 @@ def test_shell_completion_of_keys_and_episodes(reg):
 
 def test_quiet_and_verbose_flags(reg, tmp_path):
     blob = _blob_pipeline(reg, tmp_path)
-    assert reg("add", blob).exit_code == 0
+    quiet_add = reg("-q", "add", blob)
+    assert quiet_add.exit_code == 0 and len(quiet_add.stdout.splitlines()) == 1  # key sha256 path: data only
     for _ in range(2):
         assert reg("-q", "verify").stdout == ""
         assert "1 verified, 0 not" in reg("verify").stdout
