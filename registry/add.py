@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -45,8 +46,13 @@ def add_file(
         adopted = _adoption_target(reg, file)
         candidates = [Candidate(adopted, str(file))] if adopted and not as_key else _identify(reg, file, as_key)
         # SQLAlchemy's import and the query below also overlap the hash
-        registered = reg.state.asset_records()
+        registered = reg.state.asset_records([c.asset.key for c in candidates])
         staged_by_source: dict[str | None, Staged] = {}
+        wanted = {c.member for c in candidates if c.member}
+        for name, src, size in archives.stream_members(file, wanted) if wanted else ():
+            with archives.refusing_damage(file, name), progress(size, name) as bar:  # all members, one pass
+                staged_by_source[name] = reg.store.stage_stream(src, bar.update)
+            cleanup.callback(staged_by_source[name].discard)
         plans = []
         for cand in candidates if candidates else [None]:
             member = cand.member if cand else None
@@ -56,6 +62,7 @@ def add_file(
             staged = staged_by_source[member]
             if cand is None:  # unknown by name: try the hash
                 cand = _identify_by_hash(reg, file, staged.sha256, registered)
+                registered.update(reg.state.asset_records([cand.asset.key]))
             plans.append((cand, staged))
         return store_and_place(reg, plans, file, sha256, replace, link, progress, registered)
 
@@ -92,11 +99,7 @@ def add_many(
 
 def _adoption_target(reg, file: Path) -> Asset | None:
     """The asset whose pipeline path *is* this file (the owner copied it in place by hand)."""
-    here = file.absolute()
-    for asset in reg.catalog.assets.values():
-        if reg.placement_path(asset).absolute() == here:
-            return asset
-    return None
+    return reg.asset_by_placement.get(os.path.abspath(file))
 
 
 def _identify(reg, file: Path, as_key: str | None) -> list[Candidate]:
@@ -109,7 +112,7 @@ def _identify(reg, file: Path, as_key: str | None) -> list[Candidate]:
             if members:
                 return [Candidate(asset, f"{file}!{members[0]}", members[0])]
         return [Candidate(asset, str(file))]
-    by_name = [a for a in catalog.assets.values() if file.name in a.filenames]
+    by_name = reg.assets_by_filename.get(file.name, [])
     if len(by_name) == 1:
         return [Candidate(by_name[0], str(file))]
     if len(by_name) > 1:
@@ -120,9 +123,8 @@ def _identify(reg, file: Path, as_key: str | None) -> list[Candidate]:
     if archives.is_archive(file):
         found = []
         for member in archives.members(file):
-            for asset in catalog.assets.values():
-                if PurePosixPath(member).name in asset.filenames:
-                    found.append(Candidate(asset, f"{file}!{member}", member))
+            for asset in reg.assets_by_filename.get(PurePosixPath(member).name, []):
+                found.append(Candidate(asset, f"{file}!{member}", member))
         if not found:
             raise IdentifyError(
                 f"The archive {file} holds no catalogued file (looked for names such as "
@@ -135,7 +137,7 @@ def _identify(reg, file: Path, as_key: str | None) -> list[Candidate]:
 
 def _identify_by_hash(reg, file: Path, sha: str, registered: dict) -> Candidate:
     catalog = reg.catalog
-    pinned = {r.sha256: k for k, r in registered.items()}
+    pinned = reg.state.pinned_hashes()
     for asset in catalog.assets.values():
         if asset.sha256 == sha or pinned.get(sha) == asset.key:
             return Candidate(asset, str(file))

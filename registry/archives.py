@@ -93,29 +93,55 @@ def _tar_members(file: Path) -> tuple[list[tuple[str, bool]], str | None]:
     return infos, None
 
 
-@contextmanager
-def open_member(file: Path, member: str) -> Iterator[tuple[IO[bytes], int]]:
-    """The member's bytes as a stream, with its size (for progress). Reads stop at the size the
-    headers declare (zipfile and tarfile both enforce it), which `members` has bounded."""
+def stream_members(file: Path, wanted: set[str]) -> Iterator[tuple[str, IO[bytes], int]]:
+    """(name, stream, size) for each wanted member, in one pass over the archive: a tar of a
+    thousand members is read once, not once per member. Each stream must be consumed before the
+    next is asked for. Reads stop at the size the headers declare, which `members` has bounded."""
+    current = "?"
     try:
         if zipfile.is_zipfile(file):
             with zipfile.ZipFile(file) as z:
-                info = z.getinfo(member)
-                problem = inflation_problem([(member, info.file_size, info.compress_size)])
-                if problem:
-                    raise _refuse(file, problem)
-                try:
-                    src = z.open(info)
-                except (RuntimeError, NotImplementedError) as exc:  # encrypted, an unknown compression method
-                    raise _refuse(file, f"has a member {member!r} reg cannot read ({exc})") from None
-                with src:
-                    yield src, info.file_size
+                for info in z.infolist():
+                    if info.filename not in wanted:
+                        continue
+                    current = info.filename
+                    problem = inflation_problem([(current, info.file_size, info.compress_size)])
+                    if problem:
+                        raise _refuse(file, problem)
+                    try:
+                        src = z.open(info)
+                    except (RuntimeError, NotImplementedError) as exc:  # encrypted, unknown compression
+                        raise _refuse(file, f"has a member {current!r} reg cannot read ({exc})") from None
+                    with src:
+                        yield current, src, info.file_size
             return
         with tarfile.open(file) as t:
-            tinfo = t.getmember(member)
-            stream = t.extractfile(tinfo)
-            assert stream is not None  # members() lists regular files only
-            with stream:
-                yield stream, tinfo.size
+            for m in t:
+                if m.name not in wanted or not m.isfile():
+                    continue
+                current = m.name
+                stream = t.extractfile(m)
+                assert stream is not None  # a regular file
+                with stream:
+                    yield current, stream, m.size
+    except CORRUPT as exc:
+        raise _refuse(file, f"is damaged: reading {current!r} failed ({type(exc).__name__}: {exc})") from None
+
+
+@contextmanager
+def refusing_damage(file: Path, member: str) -> Iterator[None]:
+    """Around reading a member's stream: a damage found mid-read (a bad CRC) is one clear error."""
+    try:
+        yield
     except CORRUPT as exc:
         raise _refuse(file, f"is damaged: reading {member!r} failed ({type(exc).__name__}: {exc})") from None
+
+
+@contextmanager
+def open_member(file: Path, member: str) -> Iterator[tuple[IO[bytes], int]]:
+    """One member's bytes as a stream, with its size (for progress)."""
+    for _, src, size in stream_members(file, {member}):
+        with refusing_damage(file, member):
+            yield src, size
+        return
+    raise _refuse(file, f"has no member {member!r}")

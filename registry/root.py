@@ -118,5 +118,19 @@ class Registry:
         return Path(self.placement(asset))
 
     @cached_property
+    def assets_by_filename(self) -> dict[str, list]:
+        """file name -> the assets that accept it: what `reg add` looks up, once per process."""
+        index: dict[str, list] = {}
+        for asset in self.catalog.assets.values():
+            for name in asset.filenames:
+                index.setdefault(name, []).append(asset)
+        return index
+
+    @cached_property
+    def asset_by_placement(self) -> dict[str, object]:
+        """absolute placement path -> asset (adopting a file copied in by hand)."""
+        return {os.path.abspath(self.placement(a)): a for a in self.catalog.assets.values()}
+
+    @cached_property
     def _media_root(self) -> str:
         return str(self.media_root)

@@ -110,14 +110,17 @@ class State:
 
     # --- placements (per machine) and store objects (shared) ---------------------------------
 
-    def asset_records(self) -> dict:
-        """key -> AssetRecord (detached, read-only) for every asset placed on this machine."""
+    def asset_records(self, keys: list[str] | None = None) -> dict:
+        """key -> AssetRecord (detached, read-only) for the assets placed on this machine (all, or `keys`)."""
         from sqlalchemy import select
 
         from .models import AssetRecord
 
+        query = select(AssetRecord).where(AssetRecord.host == self.host)
+        if keys is not None:
+            query = query.where(AssetRecord.key.in_(keys))
         with self._session() as s:
-            rows = s.scalars(select(AssetRecord).where(AssetRecord.host == self.host)).all()
+            rows = s.scalars(query).all()
             s.expunge_all()
         return {r.key: r for r in rows}
 
