@@ -87,7 +87,8 @@ def add_many(
     _ = reg.state  # engine, migration and catalog once, before the threads share them
     results: list[AddResult] = []
     failed: list[tuple[Path, RegError]] = []
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+    # Twice the cores: a file waits on its fsync as often as on the CPU.
+    with ThreadPoolExecutor(2 * (os.cpu_count() or 1)) as pool:
         futures = [(f, pool.submit(add_file, reg, f, None, None, replace, link, progress)) for f in files]
         for f, future in futures:
             try:
