@@ -210,28 +210,23 @@ class State:
 
             session.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
 
-    def record_check(
-        self, key: str, state: PlacementState, fp: Fingerprint | None, event: str | None, detail: str = ""
-    ) -> None:
-        """Verification outcome: new state (and fingerprint when the content matched)."""
+    def record_checks(self, checks: list[tuple[str, PlacementState, Fingerprint | None, str | None, str]]) -> None:
+        """Many verification outcomes in one transaction (`verify --full` of thousands of files):
+        each (key, new state, fingerprint when the content matched, event or None, detail)."""
         from .models import AssetRecord, Event
 
         t = now()
         with self._session() as s, s.begin():
-            rec = s.get(AssetRecord, (self.host, key))
-            if rec is None:
-                return  # forgotten meanwhile (`reg rm`)
-            rec.state = state
-            if fp is not None:
-                rec.fp_size, rec.fp_mtime_ns, rec.fp_inode, rec.fp_ctime_ns = (
-                    fp.size,
-                    fp.mtime_ns,
-                    fp.inode,
-                    fp.ctime_ns,
-                )
-                rec.verified_at = t
-            if event:
-                s.add(Event(subject=key, event=event, sha256=rec.sha256, detail=detail, at=t, host=self.host))
+            for key, state, fp, event, detail in checks:
+                rec = s.get(AssetRecord, (self.host, key))
+                if rec is None:
+                    continue  # forgotten meanwhile (`reg rm`)
+                rec.state = state
+                if fp is not None:
+                    rec.fp_size, rec.fp_mtime_ns, rec.fp_inode = fp.size, fp.mtime_ns, fp.inode
+                    rec.fp_ctime_ns, rec.verified_at = fp.ctime_ns, t
+                if event:
+                    s.add(Event(subject=key, event=event, sha256=rec.sha256, detail=detail, at=t, host=self.host))
 
     def forget(self, key: str, detail: str) -> str | None:
         """Drop this machine's placement record of `key` (`reg rm`); the store object stays until gc."""

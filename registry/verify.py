@@ -27,22 +27,23 @@ def verify(
 ) -> list[VerifyResult]:
     for k in keys or []:
         reg.catalog.asset(k)
-    recs = reg.state.asset_records()
-    results = []
-    for key, rec in sorted(recs.items()):
-        if keys and key not in keys:
-            continue
-        results.append(_verify_one(reg, rec, full, progress))
+    recs = reg.state.asset_records(list(keys) if keys else None)
+    results: list[VerifyResult] = []
+    checks: list = []
+    for _, rec in sorted(recs.items()):
+        results.append(_verify_one(rec, full, progress, checks.append))
+    if checks:
+        reg.state.record_checks(checks)  # one transaction for all
     return results
 
 
-def _verify_one(reg, rec, full: bool, progress: Progress) -> VerifyResult:
+def _verify_one(rec, full: bool, progress: Progress, record) -> VerifyResult:
     path = Path(rec.placed_path)
     try:
         fp = Fingerprint.of(path)
     except OSError:
         if rec.state != "missing":
-            reg.state.record_check(rec.key, "missing", None, "missing", f"{path} is gone")
+            record((rec.key, "missing", None, "missing", f"{path} is gone"))
         return VerifyResult(rec.key, "missing", False, str(path), f"{path} is gone")
     unchanged = fp.matches(rec.fingerprint)
     if unchanged and not full:
@@ -51,13 +52,11 @@ def _verify_one(reg, rec, full: bool, progress: Progress) -> VerifyResult:
         sha, _ = hash_file(path, bar.update)
     if sha == rec.sha256:
         event = "verified" if rec.state != "verified" or full else None
-        reg.state.record_check(
-            rec.key, "verified", fp, event, "full rehash" if full else "rehashed after a stat change"
-        )
+        record((rec.key, "verified", fp, event, "full rehash" if full else "rehashed after a stat change"))
         return VerifyResult(rec.key, "verified", True, str(path))
     detail = f"{path} now has sha256 {sha}, verified was {rec.sha256}"
     if rec.state != "changed":
-        reg.state.record_check(rec.key, "changed", None, "changed", detail)
+        record((rec.key, "changed", None, "changed", detail))
     return VerifyResult(rec.key, "changed", True, str(path), detail)
 
 
