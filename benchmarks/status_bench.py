@@ -35,14 +35,14 @@ def build(root: Path, n_assets: int, n_versions: int) -> None:
 
     from sqlalchemy.orm import Session
 
-    from reg.registry import records
+    from reg.registry import state
     from reg.registry.models import AssetRecord, StoreObject
     from reg.registry.root import Registry
     from reg.registry.store import Fingerprint
 
     reg = Registry(root)
     (files / "w").mkdir(parents=True)
-    now = records.now()
+    now = state.now()
     placed = []
     for i in range(0, n_assets, 2):  # half registered and placed
         p = files / "w" / f"{i:05d}.bin"
@@ -54,6 +54,7 @@ def build(root: Path, n_assets: int, n_versions: int) -> None:
         for i, p, fp, sha in placed:
             s.add(
                 AssetRecord(
+                    host=state.host_id(),
                     key=f"b{i:05d}",
                     sha256=sha,
                     placed_path=str(p),
@@ -62,6 +63,7 @@ def build(root: Path, n_assets: int, n_versions: int) -> None:
                     fp_size=fp.size,
                     fp_mtime_ns=fp.mtime_ns,
                     fp_inode=fp.inode,
+                    fp_ctime_ns=fp.ctime_ns,
                     verified_at=now,
                 )
             )

@@ -16,7 +16,7 @@ import reprlib
 import string
 import tomllib
 import types
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -216,7 +216,7 @@ def shipped_manifest_files() -> list[Path]:
     return sorted(Path(str(p)) for p in base.iterdir() if p.name.endswith(".toml"))
 
 
-CACHE_FORMAT = 6  # bump when a dataclass above changes shape or validation tightens (6: the schema)
+CACHE_FORMAT = 7  # bump when a dataclass above changes shape or validation tightens (6: the schema; 7: asset rows)
 
 
 def load_catalog(extra_dir: Path | None = None, cache_file: Path | None = None) -> Catalog:
@@ -247,23 +247,9 @@ def _read_cache(cache_file: Path | None, signature: list) -> Catalog | None:
         if data["signature"] != signature:
             return None
         return Catalog(
-            assets={
-                k: Asset(
-                    **{
-                        **a,
-                        "source": Source(
-                            **{
-                                **a["source"],
-                                "inputs": tuple(a["source"]["inputs"]),
-                                "command": tuple(a["source"]["command"]),
-                            }
-                        ),
-                        "filenames": tuple(a["filenames"]),
-                        "allow_globals": tuple(a["allow_globals"]),
-                    }
-                )
-                for k, a in data["assets"].items()
-            },
+            # rows of fields in declaration order: positional construction is several times
+            # faster than keyword dicts, and status at 100,000 assets pays it on every run
+            assets={row[0]: _asset_from_row(row) for row in data["assets"]},
             licences={k: Licence(**{**v, "downloads": tuple(v["downloads"])}) for k, v in data["licences"].items()},
             pipelines={
                 k: Pipeline(
@@ -303,13 +289,36 @@ def _read_cache(cache_file: Path | None, signature: list) -> Catalog | None:
         return None  # missing or stale cache: parse the manifests
 
 
+_ASSET_FIELDS = [f.name for f in fields(Asset)]
+_SOURCE_FIELDS = [f.name for f in fields(Source)]
+_SOURCE_AT = _ASSET_FIELDS.index("source")
+
+
+def _asset_row(asset: Asset) -> tuple:
+    row = [getattr(asset, name) for name in _ASSET_FIELDS]
+    row[_SOURCE_AT] = tuple(getattr(asset.source, name) for name in _SOURCE_FIELDS)
+    return tuple(row)
+
+
+def _asset_from_row(row: tuple) -> Asset:
+    values: list[Any] = list(row)
+    values[_SOURCE_AT] = Source(*row[_SOURCE_AT])
+    return Asset(*values)
+
+
 def _write_cache(cache_file: Path | None, signature: list, catalog: Catalog) -> None:
     if cache_file is None:
         return
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(marshal.dumps({"signature": signature, **asdict(catalog)}))
+        rest = asdict(
+            Catalog(
+                licences=catalog.licences, pipelines=catalog.pipelines, episodes=catalog.episodes, files=catalog.files
+            )
+        )
+        rest["assets"] = [_asset_row(a) for a in catalog.assets.values()]
+        tmp.write_bytes(marshal.dumps({"signature": signature, **rest}))
         os.replace(tmp, cache_file)
     except OSError:
         pass  # a read-only root still works, only slower

@@ -109,10 +109,13 @@ class Registry:
     def placement(self, asset) -> str:
         """Where the pipeline loads the asset: its checkout + path, or media root, or an absolute path.
         A string, because status joins 10,000 of them and pathlib costs 10 us each."""
-        p = os.path.expanduser(asset.path)
-        if os.path.isabs(p):
-            return p
-        return os.path.join(self._roots[asset.pipeline] if asset.pipeline else self._media_root, p)
+        p = asset.path
+        if p[:1] in ("~", "/"):  # rare: home-relative or absolute (caches such as ~/.cache/torch)
+            p = os.path.expanduser(p)
+            if os.path.isabs(p):
+                return p
+        base = self._roots[asset.pipeline] if asset.pipeline else self._media_root
+        return f"{base}/{p}"  # a plain join: this runs once per catalogued file in every status
 
     def placement_path(self, asset) -> Path:
         return Path(self.placement(asset))

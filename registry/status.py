@@ -104,7 +104,9 @@ def _collect_actions(reg, states: dict[str, dict], keys: Iterable[str]) -> tuple
             continue
         asset = catalog.assets[key]
         aid, body = action_for(reg, asset, info["state"], info["path"], licences, gates, states)
-        act = actions.setdefault(aid, {"id": aid, **body, "assets": [], "unblocks": [], "pipelines": []})
+        act = actions.get(aid)
+        if act is None:
+            act = actions[aid] = {"id": aid, **body, "assets": [], "unblocks": [], "pipelines": []}
         act["assets"].append(key)
         cmd = add_command(asset, aid)
         if cmd and cmd not in act["commands"]:
