@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from . import caches
 from .errors import RegError
 
 ROOT_DIRNAME = ".reg"
@@ -97,9 +98,15 @@ class Registry:
         """Where the pipeline loads the asset: its checkout + path, or media root, or an absolute path.
         A string, because status joins 10,000 of them and pathlib costs 10 us each."""
         p = os.path.expanduser(asset.path)
+        if p.startswith("{"):  # a library's cache root (torch hub, Hugging Face hub): registry/caches.py
+            p = caches.expand(p, self.cache_roots)
         if os.path.isabs(p):
             return p
         return os.path.join(self._roots[asset.pipeline] if asset.pipeline else self._media_root, p)
+
+    @cached_property
+    def cache_roots(self) -> dict[str, str]:
+        return caches.roots(self.settings)
 
     def placement_path(self, asset) -> Path:
         return Path(self.placement(asset))
