@@ -379,3 +379,53 @@ def test_shipped_runtime_files_are_catalogued_where_the_pipelines_look(reg):
         reg.pipeline_root("latentsync") / "checkpoints/auxiliary/models/buffalo_l/det_10g.onnx"
     )
     assert paths["tg_deepspeech"] == str(home / ".tensorflow/models/deepspeech-0_1_0-b90017e8.pb")
+
+
+# --- 5. renders run offline once every declared download is verified ----------------------------
+
+STEP = """
+import os, pathlib, sys
+from huggingface_hub import hf_hub_download
+print("HF_HUB_OFFLINE=" + os.environ.get("HF_HUB_OFFLINE", ""), "TRANSFORMERS_OFFLINE=" + os.environ.get("TRANSFORMERS_OFFLINE", ""))
+print("TORCH_HOME=" + os.environ["TORCH_HOME"])
+vae = hf_hub_download("stabilityai/sd-vae-ft-mse", "diffusion_pytorch_model.safetensors")
+print("declared file found at " + vae)
+try:
+    hf_hub_download("stabilityai/sd-vae-ft-mse", "diffusion_pytorch_model.bin")
+except Exception as exc:
+    print("undeclared download refused: " + type(exc).__name__)
+    sys.exit(3)
+pathlib.Path(sys.argv[1]).write_text("rendered")
+"""
+
+
+def test_render_step_runs_offline_and_an_undeclared_download_fails_fast(reg, hub, tmp_path):
+    weights = hub.add("stabilityai/sd-vae-ft-mse", "diffusion_pytorch_model.safetensors", safetensors_bytes())
+    hub.add("stabilityai/sd-vae-ft-mse", "diffusion_pytorch_model.bin", hub.ckpt)  # there, but not declared
+    script = tmp_path / "step.py"
+    script.write_text(STEP)
+    toy = f"""
+[pipelines.offline_toy]
+name = "Offline toy"
+root = "{reg.pipeline_root("latentsync")}"
+requires = ["sd_vae_ft_mse"]
+
+[[pipelines.offline_toy.steps]]
+name = "render"
+argv = ["{{python}}", "{script}", "{{out}}/video.txt"]
+outputs = ["{{out}}/video.txt"]
+
+[episodes.990]
+versions.v1 = {{ pipeline = "offline_toy", state = "candidate" }}
+"""
+    (reg.root / "manifests" / "toy.toml").write_text(toy)
+    assert reg("fetch", "sd_vae_ft_mse").exit_code == 0
+    hub.requests.clear()
+    result = reg("render", "episode", "990", "--version", "v1")
+    assert result.exit_code != 0 and hub.requests == []  # not one request reached the server
+    [log] = (reg.root / "runs").glob("990-v1-*/log.txt")
+    text = log.read_text()
+    assert "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1" in text
+    assert f"TORCH_HOME={tmp_path / 'home/.cache/torch'}" in text
+    assert "declared file found at " + str(tmp_path / "hf-home/hub/models--stabilityai--sd-vae-ft-mse") in text
+    assert "undeclared download refused" in text and weights.sha256
