@@ -562,10 +562,13 @@ def config(ctx, key, value, list_all, unset, as_json):
         _emit_json(settings) if as_json else click.echo("\n".join(lines))
         return
     parts = key.split(".")
-    is_path = key == "media.root" or (len(parts) == 3 and parts[0] == "pipelines" and parts[2] == "root")
+    is_path = key in ("media.root", "caches.torch_home", "caches.hf_home") or (
+        len(parts) == 3 and parts[0] == "pipelines" and parts[2] == "root"
+    )
     if not (is_path or (parts[0] == "mirrors" and len(parts) > 1)):
         raise RegError(
-            f"Unknown setting '{key}'. Settings are pipelines.<pipeline>.root, media.root and "
+            f"Unknown setting '{key}'. Settings are pipelines.<pipeline>.root, media.root, "
+            "caches.torch_home and caches.hf_home (where torch.hub and Hugging Face files are placed) and "
             "mirrors.<host> (a base URL that serves that host's files).",
             key=key,
         )

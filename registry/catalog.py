@@ -25,7 +25,9 @@ from .errors import ManifestError, UnknownKeyError
 
 # The values are strings on purpose: they appear in JSON output and in the database.
 AssetKind = Literal["weights", "face-model", "aux-data", "media"]
-Validator = Literal["none", "flame-pkl", "bfm-mat", "torch-ckpt", "safetensors", "wav", "png"]
+Validator = Literal[
+    "none", "flame-pkl", "bfm-mat", "torch-ckpt", "safetensors", "wav", "png", "npy", "onnx", "tar", "tf-pb"
+]
 VersionState = Literal["production", "candidate", "planned", "previous", "retired"]
 SourceType = Literal["huggingface", "gated", "url", "owner", "derived"]
 
@@ -51,6 +53,10 @@ class Source:
     command: tuple[str, ...] = ()  # derived: argv template ({python}, {root}, {work}, {input.KEY})
     output: str = ""  # derived: the file the command leaves, e.g. "{input.KEY}" for an in-place fix
     pipeline: str = ""  # derived: whose checkout and virtualenv run the command
+    member: str = ""  # url, gdrive: the archive member (zip or tar) that is the asset
+    gdrive: str = ""  # gdrive: the Google Drive file id (`url` is then its direct-download form)
+    hub_cache: bool = False  # huggingface: lands in the Hub cache layout, where from_pretrained looks
+    commit: str = ""  # huggingface: the commit the revision must resolve to (`reg pin` prints it)
 
 
 @dataclass(slots=True)
@@ -216,7 +222,7 @@ def shipped_manifest_files() -> list[Path]:
     return sorted(Path(str(p)) for p in base.iterdir() if p.name.endswith(".toml"))
 
 
-CACHE_FORMAT = 7  # bump when a dataclass above changes shape or validation tightens (6: the schema; 7: asset rows)
+CACHE_FORMAT = 8  # bump when a dataclass above changes shape or validation tightens (7: asset rows; 8: cache placements)
 
 
 def load_catalog(extra_dir: Path | None = None, cache_file: Path | None = None) -> Catalog:
@@ -417,12 +423,21 @@ ASSET = {
     "allow_globals": list[str],
     "checks": dict,
 }
-CHECKS = {"top_keys": list[str], "min_tensors": int, "min_bytes": int}
+CHECKS = {
+    "top_keys": list[str],
+    "min_tensors": int,
+    "min_bytes": int,
+    "sha1": str,  # upstream publishes (and its code checks) a SHA-1, e.g. DeepSpeech's deepspeech_store.py
+    "torch_hub_hash": bool,  # the file name carries a sha256 prefix, checked as torch.hub does
+    "dtype": str,  # npy: the header's dtype ("<f4", "|O" for a pickled dict)
+    "shape": list[int],  # npy: the header's shape ([] for a 0-d array, e.g. a saved dict)
+}
 # A source is one of these shapes, told apart by the field named like its type.
 SOURCE: dict[str, dict[str, Any]] = {
-    "huggingface": {"huggingface": str, "file": str, "revision": str},
+    "huggingface": {"huggingface": str, "file": str, "revision": str, "hub_cache": bool, "commit": str},
     "gated": {"gated": str, "archive": str},
-    "url": {"url": str},
+    "url": {"url": str, "member": str},
+    "gdrive": {"gdrive": str, "member": str},
     "owner": {"owner": str},
     "derived": {"derived": list[str], "command": list[Template], "output": Template, "pipeline": str},
 }
@@ -439,7 +454,7 @@ REQUIRED = {
     "licence": {"name", "licence", "register"},
     "pipeline": {"name", "root"},
     "step": {"name", "argv"},
-    "asset": {"kind", "path", "source"},
+    "asset": {"kind", "path", "source"},  # path: not with a Hub-cache source, which sets it
     "huggingface": {"file"},
     "derived": {"command", "output"},
     "episode": {"versions"},
@@ -597,20 +612,38 @@ def _pipeline(path, key, e) -> Pipeline:
 
 def _source(path, key, s) -> Source:
     where = f"{key}.source"
-    kinds = [t for t in SOURCE_TYPES if isinstance(s, dict) and t in s]
+    kinds = [t for t in SOURCE if isinstance(s, dict) and t in s]
     if len(kinds) != 1:
         found = f"found {', '.join(kinds)}" if kinds else f"found {_show.repr(s)}"
-        raise _fail(path, where, f"a source needs exactly one of {', '.join(SOURCE_TYPES)}; {found}")
+        raise _fail(path, where, f"a source needs exactly one of {', '.join(SOURCE)}; {found}")
     kind = kinds[0]
     s = _fields(path, where, s, SOURCE[kind], REQUIRED.get(kind))
     if kind == "huggingface":
         revision = s.get("revision", "main")
         url = f"https://huggingface.co/{s['huggingface']}/resolve/{revision}/{s['file']}"
-        return Source("huggingface", repo=s["huggingface"], file=s["file"], revision=revision, url=url)
+        commit = s.get("commit", "")
+        if commit and not re.fullmatch(r"[0-9a-f]{40}", commit):
+            raise _fail(path, where, "commit must be 40 lowercase hex digits (a git commit id)")
+        return Source(
+            "huggingface",
+            repo=s["huggingface"],
+            file=s["file"],
+            revision=revision,
+            url=url,
+            hub_cache=s.get("hub_cache", False),
+            commit=commit,
+        )
     if kind == "gated":
         return Source("gated", licence=s["gated"], archive=s.get("archive", ""))
     if kind == "url":
-        return Source("url", url=s["url"])
+        return Source("url", url=s["url"], member=s.get("member", ""))
+    if kind == "gdrive":
+        if not re.fullmatch(r"[A-Za-z0-9_-]{10,100}", s["gdrive"]):
+            raise _fail(path, where, "gdrive must be a Google Drive file id (letters, digits, '_' and '-')")
+        # gdown's own URL (drive.google.com/uc) answers large files with a confirmation page that gdown
+        # parses; this is the form that page submits, so a plain GET (and `reg config mirrors.<host>`) works.
+        url = f"https://drive.usercontent.google.com/download?id={s['gdrive']}&export=download&confirm=t"
+        return Source("url", url=url, gdrive=s["gdrive"], member=s.get("member", ""))
     if kind == "owner":
         return Source("owner", hint=s["owner"])
     return Source(
@@ -623,14 +656,26 @@ def _source(path, key, s) -> Source:
 
 
 def _asset(path, key, e) -> Asset:
-    e = _fields(path, key, e, ASSET, REQUIRED["asset"])
+    in_hub_cache = isinstance(e, dict) and isinstance(e.get("source"), dict) and e["source"].get("hub_cache") is True
+    e = _fields(path, key, e, ASSET, REQUIRED["asset"] - ({"path"} if in_hub_cache else set()))
     sha = e.get("sha256")
     if sha is not None and not re.fullmatch(r"[0-9a-f]{64}", sha):
         raise _fail(path, key, "sha256 must be 64 lowercase hex digits")
-    rel = e["path"]
+    source = _source(path, key, e["source"])
+    if in_hub_cache:
+        if "path" in e:
+            raise _fail(path, key, "a hub_cache source sets the path (the Hub cache layout); remove path")
+        rel = hub_cache_path(source.repo, source.revision, source.file)
+    else:
+        rel = e["path"]
     if not rel or ".." in Path(rel).parts:
         raise _fail(path, key, f"path {_show.repr(rel)} must be a file path without '..'")
-    source = _source(path, key, e["source"])
+    if rel.startswith("{") and not rel.startswith(tuple(f"{{{c}}}/" for c in CACHE_ROOTS)):
+        roots = ", ".join(f"{{{c}}}/" for c in CACHE_ROOTS)
+        raise _fail(path, key, f"path {_show.repr(rel)} may start with a cache root only: {roots}")
+    sha1 = e.get("checks", {}).get("sha1")
+    if sha1 is not None and not re.fullmatch(r"[0-9a-f]{40}", str(sha1)):
+        raise _fail(path, key, "checks.sha1 must be 40 lowercase hex digits")
     # A derived file is made by reg, not dropped in: no file name identifies it unless declared.
     default_names = [] if source.type == "derived" else [Path(rel).name]
     return Asset(
@@ -648,6 +693,15 @@ def _asset(path, key, e) -> Asset:
         checks=dict(_fields(path, f"{key}.checks", e.get("checks", {}), CHECKS)),
         manifest=str(path),
     )
+
+
+# A path may start with a library's cache root, resolved per machine (`registry/caches.py`).
+CACHE_ROOTS = ("torch_home", "hf_hub_cache")
+
+
+def hub_cache_path(repo: str, revision: str, file: str) -> str:
+    """huggingface_hub's cache layout; the snapshot folder is the commit `refs/<revision>` names."""
+    return f"{{hf_hub_cache}}/models--{repo.replace('/', '--')}/snapshots/{revision}/{file}"
 
 
 def _episode(path, key, e) -> Episode:

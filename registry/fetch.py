@@ -231,7 +231,9 @@ def _fetch_one(reg, asset: Asset, offline: bool, link: str, progress: Progress) 
             )
         ]
     known = (rec.sha256 if rec else None) or asset.sha256
-    if known and reg.store.has(known):  # already stored (e.g. placement lost): no network needed
+    if (
+        known and reg.store.has(known) and not asset.source.hub_cache
+    ):  # already stored (e.g. placement lost): no network needed
         staged = reg.store.stage_file(reg.store.object_path(known))
         cand = Candidate(asset, f"store object {known}")
         return False, store_and_place(reg, [(cand, staged)], None, None, False, link, progress, registered)
@@ -242,6 +244,10 @@ def _fetch_one(reg, asset: Asset, offline: bool, link: str, progress: Progress) 
             f"the file here and run `reg add FILE --as {asset.key}`.",
             key=asset.key,
         )
+    if asset.source.hub_cache:
+        return False, _fetch_into_hub_cache(reg, asset, link, progress, registered)
+    if asset.source.member:
+        return False, _fetch_member(reg, asset, link, progress, registered)
     remote = _resolve(reg, asset)
     staged = _download(reg, asset, remote)
     label = remote.url + (f" @ {remote.revision}" if remote.revision else "")
@@ -251,6 +257,96 @@ def _fetch_one(reg, asset: Asset, offline: bool, link: str, progress: Progress) 
         )
     finally:
         staged.discard()
+
+
+def _fetch_member(reg, asset: Asset, link: str, progress: Progress, registered: dict) -> list[AddResult]:
+    """Download the archive (checked as a download: length, web page, resume), then take the one
+    member that is the asset out of it; the asset's size, sha256 and validator apply to the member."""
+    from dataclasses import replace
+
+    from .ingest import stage
+
+    url = _mirrored(reg, asset.source.url)
+    name = Path(urlsplit(asset.source.url).path).name or "archive"
+    archive = replace(asset, path=name, sha256=None, size=None, validator="none", checks={})
+    staged_archive = _download(reg, archive, _head_url(archive, url))
+    try:
+        try:
+            staged = stage(reg, staged_archive.path, asset.source.member, progress)
+        except KeyError:
+            from .archives import members
+
+            found = ", ".join(members(staged_archive.path)[:10]) or "none"
+            raise RegError(
+                f"The archive {url} for '{asset.key}' has no member {asset.source.member!r} (members: {found}). "
+                f"Fix source.member of '{asset.key}' in {asset.manifest}. Nothing was stored or placed.",
+                key=asset.key,
+                url=url,
+            ) from None
+    finally:
+        staged_archive.discard()
+    try:
+        cand = Candidate(asset, f"{url}!{asset.source.member}", member=asset.source.member)
+        return store_and_place(reg, [(cand, staged)], None, None, False, link, progress, registered)
+    finally:
+        staged.discard()
+
+
+def _fetch_into_hub_cache(reg, asset: Asset, link: str, progress: Progress, registered: dict) -> list[AddResult]:
+    """A Hub file that a pipeline loads with from_pretrained: huggingface_hub itself downloads it into
+    its cache layout (blobs/, snapshots/<commit>/, refs/<revision>) under this machine's hub cache,
+    so the pipeline finds it offline. reg then hashes and validates the snapshot file, keeps a copy
+    in its store and records the snapshot path as the placement. A file that fails is removed from
+    the cache again, so the pipeline cannot pick it up either."""
+    from huggingface_hub import hf_hub_download
+
+    src = asset.source
+    remote = _resolve(reg, asset)  # the published sha256 and the commit the revision names
+    if src.commit and remote.revision and remote.revision != src.commit:
+        raise IntegrityError(
+            f"{src.repo}@{src.revision} now names commit {remote.revision}, but {asset.manifest} pins commit "
+            f"{src.commit} for '{asset.key}'. Check what changed upstream; pin the new commit (`reg pin "
+            f"{asset.key}` prints the lines) or set revision to the old commit.",
+            key=asset.key,
+            url=remote.url,
+        )
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    cache = reg.cache_roots["hf_hub_cache"]
+    try:
+        got = Path(hf_hub_download(src.repo, src.file, revision=src.revision, cache_dir=cache, endpoint=endpoint))
+    except Exception as exc:  # transport errors differ by client version
+        raise DownloadError(
+            f"Downloading {src.repo}/{src.file}@{src.revision} into the Hugging Face cache {cache} for "
+            f"'{asset.key}' failed: {type(exc).__name__}: {exc}. Nothing was placed; check the network "
+            f"(or HF_ENDPOINT) and run `reg fetch {asset.key}` again.",
+            key=asset.key,
+            url=remote.url,
+        ) from None
+    staged = reg.store.stage_file(got)
+    label = f"{remote.url} @ {remote.revision}" if remote.revision else remote.url
+    try:
+        if remote.sha256 and staged.sha256 != remote.sha256:
+            raise IntegrityError(
+                f"The Hugging Face cache file {got} for '{asset.key}' has sha256 {staged.sha256}, but "
+                f"{remote.sha256} was published/pinned for it. It was removed from the cache and nothing "
+                "was placed; run `reg fetch` again, and if it persists the remote file or the manifest is wrong.",
+                key=asset.key,
+                url=remote.url,
+            )
+        return store_and_place(reg, [(Candidate(asset, label), staged)], got, None, False, link, progress, registered)
+    except RegError:
+        _evict(got)
+        raise
+    finally:
+        staged.discard()
+
+
+def _evict(snapshot_file: Path) -> None:
+    """Remove a refused file from the Hub cache: its snapshot link and the blob it points to."""
+    blob = snapshot_file.resolve()
+    snapshot_file.unlink(missing_ok=True)
+    if blob != snapshot_file:
+        blob.unlink(missing_ok=True)
 
 
 def _unchanged(rec) -> bool:

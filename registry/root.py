@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from . import caches
 from .errors import RegError
 
 ROOT_DIRNAME = ".reg"
@@ -110,12 +111,18 @@ class Registry:
         """Where the pipeline loads the asset: its checkout + path, or media root, or an absolute path.
         A string, because status joins 10,000 of them and pathlib costs 10 us each."""
         p = asset.path
-        if p[:1] in ("~", "/"):  # rare: home-relative or absolute (caches such as ~/.cache/torch)
+        if p[:1] in ("~", "/", "{"):  # rare: home-relative, absolute, or a library's cache root
+            if p.startswith("{"):  # torch hub, Hugging Face hub: registry/caches.py
+                p = caches.expand(p, self.cache_roots)
             p = os.path.expanduser(p)
             if os.path.isabs(p):
                 return p
         base = self._roots[asset.pipeline] if asset.pipeline else self._media_root
         return f"{base}/{p}"  # a plain join: this runs once per catalogued file in every status
+
+    @cached_property
+    def cache_roots(self) -> dict[str, str]:
+        return caches.roots(self.settings)
 
     def placement_path(self, asset) -> Path:
         return Path(self.placement(asset))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import archives
 from .catalog import Asset
-from .errors import UnsafeFileError, ValidationError
+from .errors import RegError, UnsafeFileError, ValidationError
 from .restricted_pickle import FLAME, TORCH, Array, Ch, Sparse, Storage, restricted_load
 
 # Bytes per element of the storage types torch.save names (UntypedStorage counts bytes).
@@ -81,9 +81,13 @@ def flame_pkl(path: Path, asset: Asset) -> str:
 
 def torch_ckpt(path: Path, asset: Asset) -> str:
     if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            legacy = f.read(len(LEGACY_MAGIC)) == LEGACY_MAGIC
+        if legacy:  # torch.save before 1.6: torchvision's and torch.hub's older files
+            return _torch_legacy(path, asset)
         raise ValidationError(
-            "it is not a zip-format PyTorch checkpoint (truncated download, or the legacy "
-            "pre-1.6 format, which reg does not read)"
+            "it is not a zip-format PyTorch checkpoint, nor a legacy (pre-1.6) torch.save file: "
+            "a truncated download, or another format"
         )
     try:
         with zipfile.ZipFile(path) as z:
@@ -136,6 +140,67 @@ def _torch_zip(z: zipfile.ZipFile, path: Path, asset: Asset) -> str:
     count = len({s.key for s in storages})
     _require(asset, top=top, tensors=count)
     return f"PyTorch checkpoint, {count} tensor storages"
+
+
+# torch/serialization.py: the legacy format starts with pickle.dump(MAGIC_NUMBER), protocol 2: PROTO 2,
+# LONG1 of 10 bytes (0x1950a86a20f9469cfc6c, little-endian), then STOP.
+LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little") + b"."
+
+
+def _pickle_bytes(f, limits) -> bytes:
+    """The next pickle in `f`, as bytes, found by reading opcodes only (nothing is built)."""
+    import pickletools
+
+    start, ops = f.tell(), 0
+    try:
+        for op, _arg, _pos in pickletools.genops(f):
+            ops += 1
+            if ops > limits.max_ops or f.tell() - start > limits.max_bytes:
+                raise ValidationError(f"its {limits.what} is larger than any real one")
+            if op.name == "STOP":
+                break
+    except ValueError as exc:  # a truncated or garbled opcode stream
+        raise ValidationError(f"it is not a readable legacy torch.save file ({exc})") from None
+    end = f.tell()
+    f.seek(start)
+    return f.read(end - start)
+
+
+def _torch_legacy(path: Path, asset: Asset) -> str:
+    """magic, protocol version, system info, the object (storages as persistent ids), the sorted
+    storage keys, then each storage: an 8-byte element count and its bytes (torch _legacy_save)."""
+    import io
+
+    storages: dict[str, Storage] = {}
+
+    def persistent(pid):
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
+            raise UnsafeFileError(f"unexpected persistent id of type {type(pid).__name__}")
+        kind = str(getattr(pid[1], "qualname", ""))
+        storages.setdefault(str(pid[2])[:100], Storage(str(pid[2])[:100], pid[4], kind))
+        return storages[str(pid[2])[:100]]
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        for _ in range(3):  # magic, protocol version, sys_info
+            restricted_load(io.BytesIO(_pickle_bytes(f, TORCH)), (), limits=TORCH)
+        top = restricted_load(io.BytesIO(_pickle_bytes(f, TORCH)), asset.allow_globals, persistent, limits=TORCH)
+        keys = restricted_load(io.BytesIO(_pickle_bytes(f, TORCH)), (), limits=TORCH)
+        if not isinstance(keys, list) or sorted(map(str, keys)) != sorted(storages):
+            raise ValidationError("its list of storage keys does not match the storages the object uses")
+        for key in keys:
+            head = f.read(8)
+            if len(head) < 8:
+                raise ValidationError(f"it ends before tensor storage {key}: truncated")
+            (numel,) = struct.unpack("<q", head)
+            itemsize = STORAGE_ITEMSIZE.get(storages[str(key)].kind.removeprefix("torch.").removesuffix("Storage"), 1)
+            if numel < 0 or f.tell() + numel * itemsize > size:
+                raise ValidationError(f"tensor storage {key} runs past the end of the file: truncated")
+            f.seek(numel * itemsize, 1)
+        if f.tell() != size:
+            raise ValidationError(f"it has {size - f.tell():,} bytes after its last tensor storage")
+    _require(asset, top=top, tensors=len(storages))
+    return f"PyTorch checkpoint (legacy format), {len(storages)} tensor storages"
 
 
 def _require(asset: Asset, top: object = None, tensors: int | None = None) -> None:
@@ -231,6 +296,162 @@ def _wav(path: Path, asset: Asset) -> str:
     return "WAV audio"
 
 
+def npy(path: Path, asset: Asset) -> str:
+    """The .npy header (format 1.0-3.0): magic, version, header length, a dict literal with descr,
+    fortran_order and shape. Read with ast.literal_eval; the array itself is never loaded."""
+    import ast
+
+    with open(path, "rb") as f:
+        head = f.read(10)
+        if head[:6] != b"\x93NUMPY" or len(head) < 10:
+            raise ValidationError("it is not a NumPy .npy file (no \\x93NUMPY magic)")
+        major = head[6]
+        if major == 1:
+            (n,) = struct.unpack("<H", head[8:10])
+        elif major in (2, 3):
+            (n,) = struct.unpack("<I", head[8:10] + f.read(2))
+        else:
+            raise ValidationError(f"it has .npy format version {major}, which numpy does not write")
+        raw = f.read(min(n, 1 << 20))
+    try:
+        header = ast.literal_eval(raw.decode("latin1" if major < 3 else "utf8"))
+        descr, shape = header["descr"], tuple(header["shape"])
+        if not isinstance(header["fortran_order"], bool):
+            raise TypeError
+    except (ValueError, SyntaxError, KeyError, TypeError, UnicodeDecodeError, MemoryError, RecursionError):
+        raise ValidationError(
+            "its .npy header is not the dict of descr, fortran_order and shape numpy writes"
+        ) from None
+    dtype = descr if isinstance(descr, str) else "structured"
+    want_dtype, want_shape = asset.checks.get("dtype"), asset.checks.get("shape")
+    if want_dtype is not None and dtype != want_dtype:
+        raise ValidationError(f"its array has dtype {dtype}, the pipeline loads {want_dtype}")
+    if want_shape is not None and shape != tuple(want_shape):
+        raise ValidationError(f"its array has shape {shape}, the pipeline loads {tuple(want_shape)}")
+    what = "a pickled object (np.save of a dict)" if dtype == "|O" and shape == () else f"{dtype} {shape}"
+    return f"NumPy array, {what}"
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if i >= len(buf) or shift > 63:
+            raise ValidationError("its protobuf encoding is truncated or malformed")
+        b = buf[i]
+        value |= (b & 0x7F) << shift
+        i, shift = i + 1, shift + 7
+        if not b & 0x80:
+            return value, i
+
+
+def protobuf_fields(buf: bytes) -> dict[int, list[tuple[int, int]]]:
+    """The top-level fields of a protobuf message: number -> [(start, end) of each value]. Checks that
+    every field's wire type is valid and every length stays inside the message (a cut file fails)."""
+    fields: dict[int, list[tuple[int, int]]] = {}
+    i = 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        number, wire = key >> 3, key & 7
+        start = i
+        if number == 0:
+            raise ValidationError("its protobuf encoding has a field number 0: not a protobuf message")
+        if wire == 0:
+            _, i = _varint(buf, i)
+        elif wire == 1:
+            i += 8
+        elif wire == 2:
+            n, start = _varint(buf, i)
+            i = start + n
+        elif wire == 5:
+            i += 4
+        else:
+            raise ValidationError(f"its protobuf encoding has wire type {wire}: not a protobuf message")
+        if i > len(buf):
+            raise ValidationError("its protobuf encoding runs past the end of the file: truncated")
+        fields.setdefault(number, []).append((start, i))
+    return fields
+
+
+MAX_PROTOBUF = 4 << 30  # protobuf's own limit is 2 GiB; ONNX keeps bigger tensors in external files
+
+
+def _read_protobuf(path: Path) -> bytes:
+    if path.stat().st_size > MAX_PROTOBUF:
+        raise ValidationError("it is larger than any protobuf file can be")
+    return path.read_bytes()
+
+
+def onnx(path: Path, asset: Asset) -> str:
+    """onnx.proto ModelProto: ir_version (1, varint), graph (7, a GraphProto with nodes, 1), opset_import (8)."""
+    buf = _read_protobuf(path)
+    fields = protobuf_fields(buf)
+    if 1 not in fields or 7 not in fields:
+        raise ValidationError("it has no ir_version and graph: not an ONNX model")
+    start, end = fields[7][0]
+    graph = protobuf_fields(buf[start:end])
+    nodes = len(graph.get(1, []))
+    if not nodes:
+        raise ValidationError("its graph has no nodes")
+    return f"ONNX model, {nodes} graph nodes, {len(graph.get(5, []))} initializers"
+
+
+def tf_pb(path: Path, asset: Asset) -> str:
+    """graph.proto GraphDef: repeated NodeDef node = 1 (each with a name = 1 and an op = 2)."""
+    buf = _read_protobuf(path)
+    fields = protobuf_fields(buf)
+    nodes = fields.get(1, [])
+    if not nodes:
+        raise ValidationError("it has no graph nodes: not a TensorFlow GraphDef (.pb)")
+    for start, end in nodes[:50]:
+        node = protobuf_fields(buf[start:end])
+        if 1 not in node or 2 not in node:
+            raise ValidationError("a graph node has no name or op: not a TensorFlow GraphDef (.pb)")
+    return f"TensorFlow GraphDef, {len(nodes)} nodes"
+
+
+def tar(path: Path, asset: Asset) -> str:
+    """A tar archive (any compression tarfile reads): every header readable to the end, no member
+    escaping its folder, no bomb (registry/archives.py)."""
+    import tarfile
+
+    if not tarfile.is_tarfile(path):
+        raise ValidationError("it is not a tar archive")
+    try:
+        names = archives.members(path)
+    except RegError as exc:  # "The archive F is damaged (...). reg refuses it whole; ...": keep the middle
+        what = str(exc).split(". reg refuses")[0].removeprefix(f"The archive {path} ")
+        raise ValidationError(f"it {what}") from None
+    if not names:
+        raise ValidationError("it is a tar archive that holds no files")
+    return f"tar archive, {len(names)} files"
+
+
+def _torch_hub_hash(path: Path, sha256: str) -> None:
+    r"""torch.hub.download_url_to_file: HASH_REGEX = r"-([a-f0-9]*)\." on the file name, and the
+    digest must start with that prefix."""
+    import re
+
+    m = re.search(r"-([a-f0-9]*)\.", path.name)
+    if not m or not m.group(1):
+        raise ValidationError(f"its file name {path.name} carries no hash prefix, though the catalog says it does")
+    if not sha256.startswith(m.group(1)):
+        raise ValidationError(
+            f"its sha256 {sha256} does not start with {m.group(1)}, the prefix its file name carries "
+            "(torch.hub refuses it too)"
+        )
+
+
+def _sha1(path: Path, want: str) -> None:
+    import hashlib
+
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    if digest.hexdigest() != want:
+        raise ValidationError(f"its SHA-1 is {digest.hexdigest()}, upstream publishes {want}")
+
+
 VALIDATORS = {
     "none": lambda path, asset: "no structural check declared",
     "flame-pkl": flame_pkl,
@@ -239,11 +460,16 @@ VALIDATORS = {
     "bfm-mat": bfm_mat,
     "wav": _wav,
     "png": _magic(b"\x89PNG\r\n\x1a\n", 0, "PNG image"),
+    "npy": npy,
+    "onnx": onnx,
+    "tar": tar,
+    "tf-pb": tf_pb,
 }
 
 
-def check(path: Path, asset: Asset, shown_as: str) -> str:
-    """Run the asset's validator on `path`; errors name `shown_as` (the file the user gave)."""
+def check(path: Path, asset: Asset, shown_as: str, sha256: str | None = None) -> str:
+    """Run the asset's validator on `path`; errors name `shown_as` (the file the user gave).
+    `sha256` (the staged file's) lets the torch.hub name check skip a second pass."""
     try:
         least = asset.checks.get("min_bytes")
         size = path.stat().st_size
@@ -251,6 +477,12 @@ def check(path: Path, asset: Asset, shown_as: str) -> str:
             raise ValidationError(
                 f"it is {size:,} bytes, and a real one is at least {least:,} (truncated, or a stand-in)"
             )
+        if asset.checks.get("torch_hub_hash"):
+            from .store import hash_file
+
+            _torch_hub_hash(Path(asset.path), sha256 or hash_file(path)[0])
+        if sha1 := asset.checks.get("sha1"):
+            _sha1(path, sha1)
         return VALIDATORS[asset.validator](path, asset)
     except UnsafeFileError as exc:
         raise UnsafeFileError(

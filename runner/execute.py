@@ -95,10 +95,12 @@ def run_steps(
     on_event: Callable[[dict], None],
     on_line: Callable[[bytes], None],
     run_id: int = 0,
+    env: dict[str, str] | None = None,
 ) -> Outcome:
     """Run each step in order; stop at the first that fails. The child runs in its own session so
     that stopping it stops everything it started (the whole process group), dies with reg (parent
-    death signal), and carries the run's tag in its environment for `reap_leftovers`."""
+    death signal), and carries the run's tag in its environment for `reap_leftovers`. `env`
+    (`offline_env`) comes before the step's own, so a pipeline's manifest can still override it."""
     tail: deque[bytes] = deque(maxlen=20)
     with open(log_path, "ab") as log:
         for index, step in enumerate(plan.steps):
@@ -109,7 +111,7 @@ def run_steps(
                 proc = subprocess.Popen(
                     step.argv,
                     cwd=step.cwd,
-                    env={**os.environ, **step.env, RUN_TAG: str(run_id)},
+                    env={**os.environ, **(env or {}), **step.env, RUN_TAG: str(run_id)},
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
@@ -137,6 +139,20 @@ def run_steps(
             if missing:
                 return Outcome("failed", 0, f"step '{step.name}' exited 0 but did not write {', '.join(missing)}")
     return Outcome("succeeded", 0)
+
+
+def offline_env(reg, plan: Plan) -> dict[str, str]:
+    """The cache roots reg placed the run-time files under (TORCH_HOME, HF_HOME, HF_HUB_CACHE), and,
+    when every download the plan declares (its Hugging Face and URL inputs) is verified, the Hugging
+    Face offline switches: a download nobody declared then fails at once instead of running (or
+    hanging) mid-render. A pipeline that must download can set HF_HUB_OFFLINE = "0" in its env."""
+    from reg.registry.caches import step_environment
+    from reg.registry.fetch import fetchable
+    from reg.registry.status import asset_states
+
+    states = asset_states(reg)
+    downloads = [k for k in plan.inputs if fetchable(reg.catalog.assets[k])]
+    return step_environment(reg.cache_roots, offline=all(states[k]["state"] == "verified" for k in downloads))
 
 
 def _pump(proc, log, tail, step, on_event, on_line) -> None:

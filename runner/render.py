@@ -121,7 +121,8 @@ def render(
     try:
         deadline = time.monotonic() + timeout if timeout else None
         with execute.Cancellation() as cancel:
-            outcome = execute.run_steps(plan, run_dir / "log.txt", deadline, cancel, on_event, on_line, run_id)
+            env = execute.offline_env(reg, plan)
+            outcome = execute.run_steps(plan, run_dir / "log.txt", deadline, cancel, on_event, on_line, run_id, env)
         exit_code, error = outcome.exit_code, outcome.error
         if outcome.state == "succeeded":
             # Succeeded only once its outputs are stored: a run recorded without them must not

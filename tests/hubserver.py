@@ -75,8 +75,9 @@ def _handler(hub: Hub):
 
         def _lookup(self):
             path = self.path.split("?")[0]
-            if path.startswith("/files/"):
-                return None, hub.files.get(path[len("/files/") :])
+            if path.startswith("/files/"):  # a query names a file too (Google Drive's ?id=...)
+                whole = self.path[len("/files/") :]
+                return None, hub.files.get(whole) or hub.files.get(path[len("/files/") :])
             parts = path.strip("/").split("/")
             if len(parts) < 5 or parts[2] != "resolve":
                 return None, None
