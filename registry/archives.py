@@ -139,9 +139,9 @@ def refusing_damage(file: Path, member: str) -> Iterator[None]:
 
 @contextmanager
 def open_member(file: Path, member: str) -> Iterator[tuple[IO[bytes], int]]:
-    """One member's bytes as a stream, with its size (for progress)."""
+    """One member's bytes as a stream, with its size (for progress); KeyError when there is none."""
     for _, src, size in stream_members(file, {member}):
         with refusing_damage(file, member):
             yield src, size
         return
-    raise _refuse(file, f"has no member {member!r}")
+    raise KeyError(member)  # as zipfile and tarfile say it: the caller knows what was asked for

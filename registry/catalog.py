@@ -222,7 +222,8 @@ def shipped_manifest_files() -> list[Path]:
     return sorted(Path(str(p)) for p in base.iterdir() if p.name.endswith(".toml"))
 
 
-CACHE_FORMAT = 8  # bump when a dataclass above changes shape or validation tightens (7: asset rows; 8: cache placements)
+# bump when a dataclass above changes shape or validation tightens (7: asset rows; 8: cache placements)
+CACHE_FORMAT = 8
 
 
 def load_catalog(extra_dir: Path | None = None, cache_file: Path | None = None) -> Catalog:
