@@ -814,8 +814,13 @@ def gc(ctx, dry_run, as_json):
         return
     for o in report["objects"]:
         click.echo(f"{human_size(o['size']):>10}  {o['sha256']}")
+    for path in report["scratch"]:
+        click.echo(f"{'scratch':>10}  {path}")
     verb = "would free" if dry_run else "freed"
-    click.echo(f"{len(report['objects'])} unreferenced object(s); {verb} {human_size(report['bytes'])}")
+    click.echo(
+        f"{len(report['objects'])} unreferenced object(s), {len(report['scratch'])} stale stage(s); "
+        f"{verb} {human_size(report['bytes'])}"
+    )
 
 
 @cli.command(short_help="Set up the demo pipeline (no GPU needed) in this registry.")

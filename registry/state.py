@@ -74,6 +74,28 @@ def _as_datetime(value) -> datetime | None:
     return datetime.fromisoformat(value)
 
 
+def _upsert(session, model, values: dict, update: bool = True) -> None:
+    """Insert, or on a key conflict update (or, `update=False`, keep) the row, in one statement.
+
+    Check-then-insert (`Session.merge`) races: sixteen processes adding the same file all see no
+    row, all insert, and all but one fail with IntegrityError. Both SQLite and PostgreSQL resolve
+    the conflict inside the database instead."""
+    from sqlalchemy import Table
+
+    table = model.__table__
+    assert isinstance(table, Table)
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values(**values)
+    keys = [c.name for c in table.primary_key.columns]
+    if update:
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_={k: v for k, v in values.items() if k not in keys})
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    session.execute(stmt)
+
+
 class State:
     """The registry's rows on one database, seen from one machine (`host`)."""
 
@@ -97,7 +119,7 @@ class State:
         from .models import Setting
 
         with self._session() as s, s.begin():
-            s.merge(Setting(host=self.host, key=key, value=value))
+            _upsert(s, Setting, {"host": self.host, "key": key, "value": value})
 
     def unset_setting(self, key: str) -> bool:
         from .models import Setting
@@ -158,20 +180,22 @@ class State:
         t = now()
         with self._session() as s, s.begin():
             self._insert_object(s, sha256, size, t)
-            s.merge(
-                AssetRecord(
-                    host=self.host,
-                    key=key,
-                    sha256=sha256,
-                    placed_path=placed_path,
-                    link_mode=link_mode,
-                    state="verified",
-                    fp_size=fp.size,
-                    fp_mtime_ns=fp.mtime_ns,
-                    fp_inode=fp.inode,
-                    fp_ctime_ns=fp.ctime_ns,
-                    verified_at=t,
-                )
+            _upsert(
+                s,
+                AssetRecord,
+                {
+                    "host": self.host,
+                    "key": key,
+                    "sha256": sha256,
+                    "placed_path": placed_path,
+                    "link_mode": link_mode,
+                    "state": "verified",
+                    "fp_size": fp.size,
+                    "fp_mtime_ns": fp.mtime_ns,
+                    "fp_inode": fp.inode,
+                    "fp_ctime_ns": fp.ctime_ns,
+                    "verified_at": t,
+                },
             )
             s.add(Event(subject=key, event=event, sha256=sha256, detail=detail, at=t, host=self.host))
             if (gate := s.get(SourceGate, key)) is not None:
@@ -193,22 +217,9 @@ class State:
 
     @staticmethod
     def _insert_object(session, sha256: str, size: int, at: datetime) -> None:
-        """Insert-or-ignore: concurrent processes storing the same bytes must not collide."""
-        from sqlalchemy import Table
-
         from .models import StoreObject
 
-        table = StoreObject.__table__
-        assert isinstance(table, Table)
-        values = {"sha256": sha256, "size": size, "stored_at": at}
-        if session.bind.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            session.execute(pg_insert(table).values(**values).on_conflict_do_nothing())
-        else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            session.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
+        _upsert(session, StoreObject, {"sha256": sha256, "size": size, "stored_at": at}, update=False)
 
     def record_checks(self, checks: list[tuple[str, PlacementState, Fingerprint | None, str | None, str]]) -> None:
         """Many verification outcomes in one transaction (`verify --full` of thousands of files):
@@ -282,16 +293,25 @@ class State:
 
         t = now()
         with self._session() as s, s.begin():
-            rec = s.get(LicenceRecord, key) or LicenceRecord(key=key, note="", requested_at=None)
-            rec.state, rec.updated_at = state, t
-            if note is not None:
-                rec.note = note
-            if state == "requested":
-                rec.requested_at = t
-            rec = s.merge(rec)
-            view = LicenceView(key, state, rec.note, rec.requested_at, t)
+            old = s.get(LicenceRecord, key)
+            if old is not None and old.state == state and note in (None, old.note):
+                # said again: nothing changed, so no new history line and the waiting clock keeps running
+                return LicenceView(key, state, old.note, old.requested_at, old.updated_at)
+            kept_note: str = old.note if old is not None else ""
+            requested_at = old.requested_at if old is not None else None
+            if state == "requested" and (old is None or old.state != "requested"):
+                requested_at = t
+            new_note = kept_note if note is None else note
+            values = {
+                "key": key,
+                "state": state,
+                "note": new_note,
+                "requested_at": requested_at,
+                "updated_at": t,
+            }
+            _upsert(s, LicenceRecord, values)
             s.add(Event(subject=f"licence:{key}", event=f"licence {state}", sha256=None, detail=note or "", at=t))
-        return view
+        return LicenceView(key, state, new_note, requested_at, t)
 
     def source_gates(self) -> dict[str, str]:
         with self.engine.connect() as c:
@@ -302,7 +322,7 @@ class State:
 
         t = now()
         with self._session() as s, s.begin():
-            s.merge(SourceGate(key=key, detail=detail, seen_at=t))
+            _upsert(s, SourceGate, {"key": key, "detail": detail, "seen_at": t})
             s.add(Event(subject=key, event="fetch gated", sha256=None, detail=detail, at=t, host=self.host))
 
     # --- environment checks (per machine) ------------------------------------------------
@@ -311,15 +331,14 @@ class State:
         from .models import EnvironmentCheckRow
 
         with self._session() as s, s.begin():
-            s.merge(
-                EnvironmentCheckRow(
-                    host=self.host,
-                    pipeline=pipeline,
-                    checked_at=now(),
-                    problems=json.dumps(problems),
-                    interpreter=interpreter,
-                )
-            )
+            values = {
+                "host": self.host,
+                "pipeline": pipeline,
+                "checked_at": now(),
+                "problems": json.dumps(problems),
+                "interpreter": interpreter,
+            }
+            _upsert(s, EnvironmentCheckRow, values)
 
     def environment_checks(self) -> dict[str, EnvironmentCheck]:
         with self.engine.connect() as c:

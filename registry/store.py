@@ -152,7 +152,18 @@ class ObjectStore:
         import uuid
 
         self.tmp.mkdir(parents=True, exist_ok=True)
-        return self.tmp / f"stage-{uuid.uuid4().hex}"
+        return self.tmp / f"stage-{os.getpid()}-{uuid.uuid4().hex}"  # the pid lets gc tell a crashed stage
+
+    def stale_scratch(self) -> list[Path]:
+        """Stages and derive folders in tmp/ whose process is gone (killed mid-add): safe to remove.
+        Partial downloads (`fetch-*.part`) are not scratch: the next `reg fetch` resumes them."""
+        out = []
+        for p in self.tmp.glob("*-*-*") if self.tmp.is_dir() else []:
+            kind, _, rest = p.name.partition("-")
+            pid = rest.split("-", 1)[0]
+            if kind in ("stage", "derive") and pid.isdigit() and not _process_alive(int(pid)):
+                out.append(p)
+        return out
 
     def stage_file(self, src: Path, progress: Progress = _no_progress) -> Staged:
         """Materialise `src` in the store, private to it: a reflink, else a copy; either way the
@@ -229,6 +240,16 @@ def _kernel_copy(src: Path, dst: Path) -> bool:
     except OSError:
         dst.unlink(missing_ok=True)
         return False
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_path(path: Path) -> None:

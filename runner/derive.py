@@ -8,6 +8,7 @@ validated, stored, placed, recorded with the input hashes and the command in its
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -44,7 +45,7 @@ def derive(
             "(`reg status` shows how), then run `reg derive " + key + "` again."
         )
     pipeline = catalog.pipelines[src.pipeline or asset.pipeline]
-    work = reg.store.tmp / f"derive-{uuid.uuid4().hex}"
+    work = reg.store.tmp / f"derive-{os.getpid()}-{uuid.uuid4().hex}"  # pid: gc tells a crashed one
     work.mkdir(parents=True)
     try:
         copies = {}
