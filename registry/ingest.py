@@ -178,13 +178,14 @@ def _commit_and_place(
     sha, size = staged.sha256, staged.size
     obj, new = reg.store.commit(staged)
     try:
-        mode = "adopted" if adopting else place(obj, dest, link)
+        # the file at the path is already the one (a hand copy, or reg's own placement re-added)
+        mode = (previous.link_mode if previous else "adopted") if adopting else place(obj, dest, link)
         fp = Fingerprint.of(dest)
     except BaseException:
         if new:
             obj.unlink(missing_ok=True)
         raise
-    event = "replaced" if previous and previous.sha256 != sha else ("adopted" if adopting else "added")
+    event = ("re-added" if previous.sha256 == sha else "replaced") if previous else ("adopted" if adopting else "added")
     detail = f"from {cand.source}; {summary}"
     if event == "replaced":
         detail += f"; previous {previous.sha256} kept in the store"

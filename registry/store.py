@@ -282,8 +282,8 @@ def place(obj: Path, dest: Path, mode: str) -> str:
     if same_file(obj, dest) and (mode != "symlink" or dest.is_symlink()):
         return mode
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.reg-tmp")
-    tmp.unlink(missing_ok=True)
+    # a name of this process's own: two `reg add`s placing the same file must not share a temp
+    tmp = dest.with_name(f".{dest.name}.reg-{os.getpid()}-{os.urandom(4).hex()}")
     try:
         if mode == "symlink":
             os.symlink(obj, tmp)

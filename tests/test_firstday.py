@@ -215,7 +215,9 @@ def test_rm_unplaces_and_forgets_and_gc_then_frees_the_object(reg, tmp_path):
     assert reg.json("ls", "--pipeline", "blob")[1][0]["state"] == "missing"
     for _ in range(2):
         listing = reg("gc", "--dry-run")
-        assert listing.exit_code == 0 and "1 unreferenced object(s), 0 stale stage(s); would free 15 B" in listing.stdout
+        assert (
+            listing.exit_code == 0 and "1 unreferenced object(s), 0 stale stage(s); would free 15 B" in listing.stdout
+        )
     assert len(reg.objects()) == 1
     assert "freed 15 B" in reg("gc").stdout
     assert reg.objects() == [] and reg.json("gc")[1]["objects"] == []
