@@ -177,19 +177,20 @@ def _commit_and_place(
         _keep_displaced(reg, asset, dest, staged.sha256, progress)
     sha, size = staged.sha256, staged.size
     obj, new = reg.store.commit(staged)
-    try:
-        # the file at the path is already the one (a hand copy, or reg's own placement re-added)
-        mode = (previous.link_mode if previous else "adopted") if adopting else place(obj, dest, link)
-        fp = Fingerprint.of(dest)
-    except BaseException:
-        if new:
-            obj.unlink(missing_ok=True)
-        raise
     event = ("re-added" if previous.sha256 == sha else "replaced") if previous else ("adopted" if adopting else "added")
     detail = f"from {cand.source}; {summary}"
     if event == "replaced":
         detail += f"; previous {previous.sha256} kept in the store"
-    reg.state.record_placed(asset.key, sha, size, str(dest), mode, fp, event, detail)
+    with reg.store.placing(dest):
+        try:
+            # the file at the path is already the one (a hand copy, or reg's own placement re-added)
+            mode = (previous.link_mode if previous else "adopted") if adopting else place(obj, dest, link)
+            fp = Fingerprint.of(dest)
+        except BaseException:
+            if new:
+                obj.unlink(missing_ok=True)
+            raise
+        reg.state.record_placed(asset.key, sha, size, str(dest), mode, fp, event, detail)
     return AddResult(asset.key, sha, size, str(dest), mode, new, summary, cand.source)
 
 

@@ -23,7 +23,8 @@ import mmap
 import os
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, NamedTuple
@@ -153,6 +154,18 @@ class ObjectStore:
 
         self.tmp.mkdir(parents=True, exist_ok=True)
         return self.tmp / f"stage-{os.getpid()}-{uuid.uuid4().hex}"  # the pid lets gc tell a crashed stage
+
+    @contextmanager
+    def placing(self, dest: Path) -> Iterator[None]:
+        """Hold while putting a file at `dest` and recording its fingerprint: two processes placing
+        the same path must not record one's fingerprint for the other's file."""
+        import fcntl
+
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256(str(dest).encode()).hexdigest()[:24]
+        with open(self.tmp / f"place-{name}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def stale_scratch(self) -> list[Path]:
         """Stages and derive folders in tmp/ whose process is gone (killed mid-add): safe to remove.
