@@ -161,9 +161,10 @@ class ObjectStore:
         the same path must not record one's fingerprint for the other's file."""
         import fcntl
 
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        locks = self.root / "locks"  # beside tmp/, whose files are all scratch
+        locks.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha256(str(dest).encode()).hexdigest()[:24]
-        with open(self.tmp / f"place-{name}.lock", "a") as lock:
+        with open(locks / f"place-{name}.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
